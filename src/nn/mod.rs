@@ -1,0 +1,12 @@
+//! Layers Candle lacks or whose Candle version drops gradients. Everything here is differentiable.
+
+pub mod drop_path;
+pub mod init;
+pub mod interpolate;
+pub mod linear;
+pub mod norm;
+pub mod param_store;
+pub mod rng;
+pub mod softmax;
+pub mod vit;
+pub mod weight_norm;
