@@ -1,0 +1,7 @@
+//! Optimisers, schedules, EMA teachers and gradient clipping.
+
+pub mod clip;
+pub mod ema;
+pub mod optim;
+pub mod param_groups;
+pub mod schedule;
