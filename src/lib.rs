@@ -5,6 +5,7 @@
 //! XKD-MAS and XKD-MATS) and CCL, as Candle modules that give the same numbers as the official PyTorch
 //! code.
 
+pub mod checkpoint;
 pub mod models;
 pub mod nn;
 pub mod objectives;

@@ -7,17 +7,21 @@ use std::path::PathBuf;
 
 /// Path of a file under tests/fixtures.
 pub fn fixture_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// All tensors of a fixture safetensors file, on the CPU.
 pub fn load_fixture(rel: &str) -> HashMap<String, Tensor> {
     let path = fixture_path(rel);
-    candle_core::safetensors::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    candle_core::safetensors::load(&path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 pub fn get<'a>(m: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
-    m.get(key).unwrap_or_else(|| panic!("fixture tensor `{key}` missing"))
+    m.get(key)
+        .unwrap_or_else(|| panic!("fixture tensor `{key}` missing"))
 }
 
 /// Max absolute difference between two tensors of the same shape (compared in f64).
@@ -25,13 +29,28 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
     let a = a.to_dtype(DType::F64).unwrap();
     let b = b.to_dtype(DType::F64).unwrap();
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 /// Asserts max |a - b| <= atol.
 #[track_caller]
 pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, atol: f64) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shape {:?} vs reference {:?}", got.dims(), want.dims());
+    assert_eq!(
+        got.dims(),
+        want.dims(),
+        "{what}: shape {:?} vs reference {:?}",
+        got.dims(),
+        want.dims()
+    );
     let d = max_abs_diff(got, want);
     assert!(d <= atol, "{what}: max abs error {d:.3e} > {atol:.0e}");
 }
@@ -39,14 +58,40 @@ pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, atol: f64) {
 /// Asserts |a - b| <= rtol * max(|b|, tiny) elementwise-max (relative to the reference's magnitude).
 #[track_caller]
 pub fn assert_rel_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shape {:?} vs reference {:?}", got.dims(), want.dims());
+    assert_eq!(
+        got.dims(),
+        want.dims(),
+        "{what}: shape {:?} vs reference {:?}",
+        got.dims(),
+        want.dims()
+    );
     let d = max_abs_diff(got, want);
-    let scale = want.to_dtype(DType::F64).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+    let scale = want
+        .to_dtype(DType::F64)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     let rel = d / scale.max(1e-12);
-    assert!(rel <= rtol, "{what}: relative error {rel:.3e} (abs {d:.3e}, scale {scale:.3e}) > {rtol:.0e}");
+    assert!(
+        rel <= rtol,
+        "{what}: relative error {rel:.3e} (abs {d:.3e}, scale {scale:.3e}) > {rtol:.0e}"
+    );
 }
 
 /// Scalar value of a 0-dim (or 1-element) tensor.
 pub fn scalar(t: &Tensor) -> f64 {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().get(0).unwrap().to_scalar::<f64>().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }

@@ -1,0 +1,4 @@
+//! Reading official checkpoints and mapping their tensor names to avkd's.
+
+pub mod keymap;
+pub mod pth;

@@ -1,0 +1,136 @@
+//! XKD's audio encoder (`AudioViT`): 4 (frequency) x 16 (time) patches of a log-mel spectrogram,
+//! frequency-row-major token order, embedded by a Linear; the positional embedding is resampled
+//! bicubically along time when the spectrogram's length differs from the native one.
+
+use super::config::AudioVitConfig;
+use super::encoder::{forward_encoder, pool_patch_tokens, EncoderTrunk, XkdEncoder};
+use crate::nn::init::xavier_uniform;
+use crate::nn::interpolate::resample_bicubic_time;
+use crate::nn::linear::Linear;
+use crate::nn::rng::SeededRng;
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+#[derive(Debug, Clone)]
+pub struct AudioViT {
+    patch_embed: Linear,
+    trunk: EncoderTrunk,
+    cfg: AudioVitConfig,
+}
+
+impl AudioViT {
+    pub fn new(cfg: &AudioVitConfig, vb: VarBuilder) -> Result<Self> {
+        Self::with_blocks_from(cfg, vb.clone(), vb.pp("blocks"))
+    }
+
+    /// Like `new`, with the transformer blocks taken from `blocks_vb` (XKD-MAS/MATS sharing).
+    pub fn with_blocks_from(
+        cfg: &AudioVitConfig,
+        vb: VarBuilder,
+        blocks_vb: VarBuilder,
+    ) -> Result<Self> {
+        let d = cfg.transformer.embed_dim;
+        let pd = cfg.patch_dim();
+        let patch_embed = Linear::new(
+            pd,
+            d,
+            true,
+            xavier_uniform(pd, d),
+            candle_nn::Init::Const(0.),
+            vb.pp("patch_embed").pp("proj"),
+        )?;
+        let trunk = EncoderTrunk::new(&cfg.transformer, cfg.num_patches(), vb, blocks_vb)?;
+        Ok(Self {
+            patch_embed,
+            trunk,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn patch_embed(&self) -> &Linear {
+        &self.patch_embed
+    }
+
+    pub fn config(&self) -> &AudioVitConfig {
+        &self.cfg
+    }
+
+    /// The token grid (frequency, time) of a spectrogram [B, C, F, T].
+    pub fn grid_of(&self, x: &Tensor) -> Result<[usize; 2]> {
+        let (_, c, f, t) = x.dims4()?;
+        let [pf, pt] = self.cfg.patch_size;
+        if c != self.cfg.in_channels || f != self.cfg.spec_size[0] || t % pt != 0 || t == 0 {
+            candle_core::bail!(
+                "spectrogram of shape [B, C, F, T] = {:?} does not fit the encoder: expected {} channel(s), F = {} mel bins, T a multiple of {pt}",
+                x.dims(),
+                self.cfg.in_channels,
+                self.cfg.spec_size[0]
+            )
+        }
+        Ok([f / pf, t / pt])
+    }
+
+    /// The positional embedding for a token grid, resampled along time when needed.
+    pub fn pos_embed_for(&self, grid: [usize; 2]) -> Result<Tensor> {
+        let native = self.cfg.grid();
+        if grid == native {
+            return Ok(self.trunk.pos_embed.clone());
+        }
+        let scale = (grid[1] as f64 + 0.1) / native[1] as f64;
+        let (pos, out) = resample_bicubic_time(&self.trunk.pos_embed, native, scale)?;
+        if out != grid {
+            candle_core::bail!(
+                "positional embedding resampled to grid {out:?}, the input needs {grid:?}"
+            )
+        }
+        Ok(pos)
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(forward_encoder(self, x, false, None)?.0)
+    }
+
+    pub fn forward_with_attn(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (tokens, attn) = forward_encoder(self, x, true, None)?;
+        Ok((tokens, attn.expect("attention requested")))
+    }
+
+    pub fn forward_train(&self, x: &Tensor, rng: &mut SeededRng) -> Result<Tensor> {
+        Ok(forward_encoder(self, x, false, Some(rng))?.0)
+    }
+
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        pool_patch_tokens(&self.forward(x)?)
+    }
+}
+
+impl XkdEncoder for AudioViT {
+    fn patchify(&self, x: &Tensor) -> Result<Tensor> {
+        let [nf, nt] = self.grid_of(x)?;
+        let (b, c, _, _) = x.dims4()?;
+        let [pf, pt] = self.cfg.patch_size;
+        // b c (h ph) (w pw) -> b (h w) (ph pw c)
+        x.reshape(vec![b, c, nf, pf, nt, pt])?
+            .permute(vec![0, 2, 4, 3, 5, 1])?
+            .reshape((b, nf * nt, pf * pt * c))
+    }
+
+    fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let pos = self.pos_embed_for(self.grid_of(x)?)?;
+        let patches = self.patch_embed.forward(&self.patchify(x)?)?;
+        self.trunk.add_pos(&patches, &pos)
+    }
+
+    fn encode(
+        &self,
+        tokens: &Tensor,
+        want_attn: bool,
+        rng: Option<&mut SeededRng>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        self.trunk.encode(tokens, want_attn, rng)
+    }
+
+    fn embed_dim(&self) -> usize {
+        self.cfg.transformer.embed_dim
+    }
+}

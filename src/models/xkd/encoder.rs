@@ -1,0 +1,103 @@
+//! What the video and audio encoders share: the CLS token, the learned positional embedding, the
+//! transformer blocks and the final norm (XKD's `VideoViT`/`AudioViT` minus their tokenisers).
+
+use crate::nn::init::trunc_normal;
+use crate::nn::norm::LayerNorm;
+use crate::nn::rng::SeededRng;
+use crate::nn::vit::{Transformer, TransformerConfig};
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// An XKD encoder seen from the MAE branch and the distillation losses: a tokeniser (`patchify` +
+/// `embed`) followed by a transformer (`encode`).
+pub trait XkdEncoder {
+    /// The raw patch vectors [B, N, patch_dim] in token order (the MAE reconstruction target).
+    fn patchify(&self, x: &Tensor) -> Result<Tensor>;
+    /// (patch tokens + positional embedding [B, N, D], CLS token + its positional embedding [B, 1, D]).
+    fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)>;
+    /// The blocks and final norm on [B, 1 + n, D]; optionally the last block's attention.
+    fn encode(
+        &self,
+        tokens: &Tensor,
+        want_attn: bool,
+        rng: Option<&mut SeededRng>,
+    ) -> Result<(Tensor, Option<Tensor>)>;
+    fn embed_dim(&self) -> usize;
+}
+
+#[derive(Debug, Clone)]
+pub struct EncoderTrunk {
+    pub(crate) cls_token: Tensor,
+    pub(crate) pos_embed: Tensor,
+    pub(crate) blocks: Transformer,
+    pub(crate) norm: LayerNorm,
+}
+
+impl EncoderTrunk {
+    /// Builds `cls_token`, `pos_embed` [1, 1 + num_patches, D] and `norm` under `vb`; the blocks come
+    /// from `blocks_vb` (the same builder for a plain encoder, a shared prefix for XKD-MAS/MATS).
+    pub fn new(
+        cfg: &TransformerConfig,
+        num_patches: usize,
+        vb: VarBuilder,
+        blocks_vb: VarBuilder,
+    ) -> Result<Self> {
+        let d = cfg.embed_dim;
+        Ok(Self {
+            cls_token: vb.get_with_hints(
+                (1, 1, d),
+                "cls_token",
+                candle_nn::Init::Randn {
+                    mean: 0.,
+                    stdev: 0.02,
+                },
+            )?,
+            pos_embed: vb.get_with_hints(
+                (1, 1 + num_patches, d),
+                "pos_embed",
+                trunc_normal(0.02),
+            )?,
+            blocks: Transformer::new(cfg, blocks_vb)?,
+            norm: LayerNorm::new(d, cfg.layer_norm_eps, vb.pp("norm"))?,
+        })
+    }
+
+    /// Adds the positional embedding `pos` [1, 1 + N, D] to patch tokens [B, N, D] and to the CLS token.
+    pub fn add_pos(&self, patches: &Tensor, pos: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, n, d) = patches.dims3()?;
+        let tokens = patches.broadcast_add(&pos.narrow(1, 1, n)?)?;
+        let cls = self
+            .cls_token
+            .add(&pos.narrow(1, 0, 1)?)?
+            .broadcast_as((b, 1, d))?;
+        Ok((tokens, cls))
+    }
+
+    pub fn encode(
+        &self,
+        tokens: &Tensor,
+        want_attn: bool,
+        rng: Option<&mut SeededRng>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (x, attn) = self.blocks.forward(tokens, want_attn, rng)?;
+        Ok((self.norm.forward(&x)?, attn))
+    }
+}
+
+/// The downstream feature: mean of the patch tokens after the final norm, CLS excluded.
+pub fn pool_patch_tokens(tokens: &Tensor) -> Result<Tensor> {
+    let n = tokens.dim(1)?;
+    tokens.narrow(1, 1, n - 1)?.mean(D::Minus2)
+}
+
+/// Runs an encoder on a whole input: tokens [B, 1 + N, D] after the final norm, and optionally the
+/// last block's attention [B, heads, 1 + N, 1 + N].
+pub fn forward_encoder<E: XkdEncoder + ?Sized>(
+    enc: &E,
+    x: &Tensor,
+    want_attn: bool,
+    rng: Option<&mut SeededRng>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let (tokens, cls) = enc.embed(x)?;
+    enc.encode(&Tensor::cat(&[&cls, &tokens], 1)?, want_attn, rng)
+}
