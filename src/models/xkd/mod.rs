@@ -4,6 +4,8 @@
 pub mod audio;
 pub mod config;
 pub mod encoder;
+pub mod head;
+pub mod mae;
 pub mod refine;
 pub mod video;
 
