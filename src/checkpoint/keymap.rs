@@ -56,6 +56,87 @@ pub fn avkd_to_xkd_eval(key: &str) -> String {
     }
 }
 
+/// Where one key of an official full `XKD_Net` state_dict goes in avkd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XkdNetKey {
+    /// A parameter, under its avkd name.
+    Param(String),
+    /// A DINO centre buffer: `vt2as` (video teacher -> audio student) or `at2vs`.
+    Center(&'static str),
+    /// A second name for a tensor that is already mapped (the MAE encoder is the student backbone;
+    /// the head's `mlp.4` is the same LayerNorm as `mlp.1`): verified equal, then dropped.
+    Alias(String),
+}
+
+/// Maps one key of an official `XKD_Net.state_dict()` (`module.` already stripped).
+/// `shared_student` / `shared_teacher`: the XKD-MAS / XKD-MATS block sharing.
+pub fn xkd_net_to_avkd(key: &str, shared_student: bool, shared_teacher: bool) -> XkdNetKey {
+    match key {
+        "vt2as_ce_loss.center" => return XkdNetKey::Center("vt2as"),
+        "at2vs_ce_loss.center" => return XkdNetKey::Center("at2vs"),
+        _ => {}
+    }
+    for (ae, student) in [
+        ("vid_ae.encoder.", "vid_student.backbone."),
+        ("aud_ae.encoder.", "aud_student.backbone."),
+    ] {
+        if let Some(rest) = key.strip_prefix(ae) {
+            return XkdNetKey::Alias(net_backbone_key(
+                student,
+                rest,
+                shared_student,
+                shared_teacher,
+            ));
+        }
+    }
+    for net in ["vid_student", "vid_teacher", "aud_student", "aud_teacher"] {
+        if let Some(rest) = key
+            .strip_prefix(net)
+            .and_then(|r| r.strip_prefix(".backbone."))
+        {
+            return XkdNetKey::Param(net_backbone_key(
+                &format!("{net}.backbone."),
+                rest,
+                shared_student,
+                shared_teacher,
+            ));
+        }
+        if let Some(rest) = key
+            .strip_prefix(net)
+            .and_then(|r| r.strip_prefix(".head.mlp."))
+        {
+            // Sequential indices 1, 4, 7, ... are all the one shared LayerNorm.
+            if let Some((idx, param)) = rest.split_once('.') {
+                if let Ok(i) = idx.parse::<usize>() {
+                    if i % 3 == 1 && i > 1 {
+                        return XkdNetKey::Alias(format!("{net}.head.mlp.1.{param}"));
+                    }
+                }
+            }
+        }
+    }
+    XkdNetKey::Param(key.to_string())
+}
+
+/// A backbone key of the full net (`<net>.backbone.<official>`) in avkd naming, with shared blocks
+/// moved to `shared_{student,teacher}_blocks.N.*`.
+fn net_backbone_key(
+    prefix: &str,
+    official: &str,
+    shared_student: bool,
+    shared_teacher: bool,
+) -> String {
+    let role_shared = if prefix.contains("_student") {
+        shared_student.then_some("student")
+    } else {
+        shared_teacher.then_some("teacher")
+    };
+    match (official.strip_prefix("encoder.blocks."), role_shared) {
+        (Some(block), Some(role)) => format!("shared_{role}_blocks.{block}"),
+        _ => format!("{prefix}{}", xkd_backbone_to_avkd(official)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod config;
 pub mod encoder;
 pub mod head;
 pub mod mae;
+pub mod net;
 pub mod refine;
 pub mod video;
 

@@ -172,8 +172,15 @@ impl XkdNet {
     /// when the store holds no teacher yet, the teachers start as copies of the students, as the
     /// official `init_teacher_student_same_weights`.
     pub fn new(cfg: &XkdConfig, store: &ParamStore) -> Result<Self> {
-        if cfg.head.in_dim != cfg.video.transformer.embed_dim || cfg.head.in_dim != cfg.audio.transformer.embed_dim {
-            candle_core::bail!("the DINO heads take {}-d features, the encoders give {} (video) and {} (audio)", cfg.head.in_dim, cfg.video.transformer.embed_dim, cfg.audio.transformer.embed_dim)
+        if cfg.head.in_dim != cfg.video.transformer.embed_dim
+            || cfg.head.in_dim != cfg.audio.transformer.embed_dim
+        {
+            candle_core::bail!(
+                "the DINO heads take {}-d features, the encoders give {} (video) and {} (audio)",
+                cfg.head.in_dim,
+                cfg.video.transformer.embed_dim,
+                cfg.audio.transformer.embed_dim
+            )
         }
         if cfg.variant.shares_student_blocks() && cfg.video.transformer != cfg.audio.transformer {
             candle_core::bail!("XKD-MAS/MATS share blocks, so the video and audio transformers must have the same configuration")
@@ -181,12 +188,23 @@ impl XkdNet {
         let vb = store.builder();
         let teachers_loaded = store.get("vid_teacher.backbone.cls_token").is_some();
         let video = |name: &str, role: &str, shared: bool| {
-            VideoViT::with_blocks_from(&cfg.video, vb.pp(name).pp("backbone"), vb.pp(blocks_prefix(name, shared, role)))
+            VideoViT::with_blocks_from(
+                &cfg.video,
+                vb.pp(name).pp("backbone"),
+                vb.pp(blocks_prefix(name, shared, role)),
+            )
         };
         let audio = |name: &str, role: &str, shared: bool| {
-            AudioViT::with_blocks_from(&cfg.audio, vb.pp(name).pp("backbone"), vb.pp(blocks_prefix(name, shared, role)))
+            AudioViT::with_blocks_from(
+                &cfg.audio,
+                vb.pp(name).pp("backbone"),
+                vb.pp(blocks_prefix(name, shared, role)),
+            )
         };
-        let (ss, ts) = (cfg.variant.shares_student_blocks(), cfg.variant.shares_teacher_blocks());
+        let (ss, ts) = (
+            cfg.variant.shares_student_blocks(),
+            cfg.variant.shares_teacher_blocks(),
+        );
         let head = |name: &str| DinoHead::new(&cfg.head, vb.pp(name).pp("head"));
         let dev = store.device();
         let m = cfg.objective.center_momentum;
@@ -199,8 +217,20 @@ impl XkdNet {
             aud_student_head: head("aud_student")?,
             aud_teacher: audio("aud_teacher", "teacher", ts)?,
             aud_teacher_head: head("aud_teacher")?,
-            vid_ae: MaeDecoder::new(&cfg.video_decoder, cfg.video.transformer.embed_dim, cfg.video.num_patches(), cfg.video.patch_dim(), vb.pp("vid_ae"))?,
-            aud_ae: MaeDecoder::new(&cfg.audio_decoder, cfg.audio.transformer.embed_dim, cfg.audio.num_patches(), cfg.audio.patch_dim(), vb.pp("aud_ae"))?,
+            vid_ae: MaeDecoder::new(
+                &cfg.video_decoder,
+                cfg.video.transformer.embed_dim,
+                cfg.video.num_patches(),
+                cfg.video.patch_dim(),
+                vb.pp("vid_ae"),
+            )?,
+            aud_ae: MaeDecoder::new(
+                &cfg.audio_decoder,
+                cfg.audio.transformer.embed_dim,
+                cfg.audio.num_patches(),
+                cfg.audio.patch_dim(),
+                vb.pp("aud_ae"),
+            )?,
             vt2as: DinoLoss::new(cfg.head.out_dim, m, dev)?,
             at2vs: DinoLoss::new(cfg.head.out_dim, m, dev)?,
             cfg: cfg.clone(),
@@ -247,13 +277,19 @@ impl XkdNet {
     }
 
     fn is_teacher(name: &str) -> bool {
-        name.starts_with("vid_teacher.") || name.starts_with("aud_teacher.") || name.starts_with("shared_teacher_blocks.")
+        name.starts_with("vid_teacher.")
+            || name.starts_with("aud_teacher.")
+            || name.starts_with("shared_teacher_blocks.")
     }
 
     /// The parameters the optimiser updates: students, their heads and the MAE decoders. The teachers
     /// and the frozen `weight_g` of every head's last layer are left out.
     pub fn trainable_vars(&self) -> Vec<(String, Var)> {
-        self.store.named_vars().into_iter().filter(|(n, _)| !Self::is_teacher(n) && !n.ends_with("last_layer.weight_g")).collect()
+        self.store
+            .named_vars()
+            .into_iter()
+            .filter(|(n, _)| !Self::is_teacher(n) && !n.ends_with("last_layer.weight_g"))
+            .collect()
     }
 
     /// The student parameter a teacher parameter follows.
@@ -268,7 +304,9 @@ impl XkdNet {
             return None;
         };
         match rest.strip_prefix("backbone.blocks.") {
-            Some(block) if self.cfg.variant.shares_student_blocks() => Some(format!("shared_student_blocks.{block}")),
+            Some(block) if self.cfg.variant.shares_student_blocks() => {
+                Some(format!("shared_student_blocks.{block}"))
+            }
             _ => Some(format!("{encoder}.{rest}")),
         }
     }
@@ -281,9 +319,19 @@ impl XkdNet {
         let vars = self.store.named_vars();
         let by_name: std::collections::HashMap<_, _> = vars.iter().cloned().collect();
         for (name, teacher) in vars.iter().filter(|(n, _)| Self::is_teacher(n)) {
-            let student_name = self.student_name(name).ok_or_else(|| candle_core::Error::Msg(format!("no student for teacher parameter `{name}`")))?;
-            let student = by_name.get(&student_name).ok_or_else(|| candle_core::Error::Msg(format!("teacher parameter `{name}` follows `{student_name}`, which does not exist")))?;
-            let m = if name.starts_with("shared_teacher_blocks.") { momentum * momentum } else { momentum };
+            let student_name = self.student_name(name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("no student for teacher parameter `{name}`"))
+            })?;
+            let student = by_name.get(&student_name).ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "teacher parameter `{name}` follows `{student_name}`, which does not exist"
+                ))
+            })?;
+            let m = if name.starts_with("shared_teacher_blocks.") {
+                momentum * momentum
+            } else {
+                momentum
+            };
             let updated = ((teacher.as_tensor() * m)? + (student.as_tensor() * (1.0 - m))?)?;
             teacher.set(&updated.detach())?;
         }
@@ -292,24 +340,61 @@ impl XkdNet {
 
     /// The training forward with masking noise drawn from `rng` (video first, then audio, as the
     /// official code draws it).
-    pub fn forward_rng(&mut self, frames: &[Tensor], specs: &[Tensor], rng: &mut SeededRng) -> Result<XkdLosses> {
-        let dev = frames.first().map(|t| t.device().clone()).unwrap_or(candle_core::Device::Cpu);
+    pub fn forward_rng(
+        &mut self,
+        frames: &[Tensor],
+        specs: &[Tensor],
+        rng: &mut SeededRng,
+    ) -> Result<XkdLosses> {
+        let dev = frames
+            .first()
+            .map(|t| t.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
         let b = frames.first().map(|t| t.dim(0)).transpose()?.unwrap_or(0);
-        let (_, vmask) = random_masking(rng, b, self.cfg.video.num_patches(), self.cfg.video_decoder.mask_ratio, &dev)?;
-        let (_, amask) = random_masking(rng, b, self.cfg.audio.num_patches(), self.cfg.audio_decoder.mask_ratio, &dev)?;
+        let (_, vmask) = random_masking(
+            rng,
+            b,
+            self.cfg.video.num_patches(),
+            self.cfg.video_decoder.mask_ratio,
+            &dev,
+        )?;
+        let (_, amask) = random_masking(
+            rng,
+            b,
+            self.cfg.audio.num_patches(),
+            self.cfg.audio_decoder.mask_ratio,
+            &dev,
+        )?;
         self.forward(frames, specs, &vmask, &amask, Some(rng))
     }
 
     /// The training forward: `frames` = [global, local_1, ...] clips, `specs` likewise spectrograms.
     /// Updates the DINO centres. `rng` drives drop path (when configured).
-    pub fn forward(&mut self, frames: &[Tensor], specs: &[Tensor], vid_masking: &Masking, aud_masking: &Masking, mut rng: Option<&mut SeededRng>) -> Result<XkdLosses> {
+    pub fn forward(
+        &mut self,
+        frames: &[Tensor],
+        specs: &[Tensor],
+        vid_masking: &Masking,
+        aud_masking: &Masking,
+        mut rng: Option<&mut SeededRng>,
+    ) -> Result<XkdLosses> {
         if frames.len() < 2 || frames.len() != specs.len() {
             candle_core::bail!("XKD needs a global and at least one local view of each modality, got {} video and {} audio views", frames.len(), specs.len())
         }
         let obj = self.cfg.objective.clone();
         // 1. Reconstruction: the MAE branches on the global views.
-        let vid_ae = self.vid_ae.forward(&self.vid_student, &frames[0], vid_masking, rng.as_deref_mut())?;
-        let aud_ae = self.aud_ae.forward(&self.aud_student, &specs[0], aud_masking, rng.as_deref_mut())?;
+        let vid_ae = self.vid_ae.forward(
+            &self.vid_student,
+            &frames[0],
+            vid_masking,
+            rng.as_deref_mut(),
+        )?;
+        let aud_ae = self.aud_ae.forward(
+            &self.aud_student,
+            &specs[0],
+            aud_masking,
+            rng.as_deref_mut(),
+        )?;
         let recon = ((&vid_ae.loss + &aud_ae.loss)? / 2.0)?;
 
         // 2-3. Teachers on the first local view, without gradient; refine with the other modality's attention.
@@ -317,16 +402,32 @@ impl XkdNet {
         let (atok, aattn) = self.aud_teacher.forward_with_attn(&specs[1])?;
         let cls_to_patches = |attn: &Tensor| -> Result<Tensor> {
             let n = attn.dim(3)?;
-            attn.narrow(2, 0, 1)?.squeeze(2)?.narrow(2, 1, n - 1)?.detach().contiguous()
+            attn.narrow(2, 0, 1)?
+                .squeeze(2)?
+                .narrow(2, 1, n - 1)?
+                .detach()
+                .contiguous()
         };
-        let patches = |tok: &Tensor| -> Result<Tensor> { tok.narrow(1, 1, tok.dim(1)? - 1)?.detach().contiguous() };
-        let (vfeat, afeat) = refine(&cls_to_patches(&vattn)?, &cls_to_patches(&aattn)?, &patches(&vtok)?, &patches(&atok)?, obj.cross_modal_attn)?;
+        let patches = |tok: &Tensor| -> Result<Tensor> {
+            tok.narrow(1, 1, tok.dim(1)? - 1)?.detach().contiguous()
+        };
+        let (vfeat, afeat) = refine(
+            &cls_to_patches(&vattn)?,
+            &cls_to_patches(&aattn)?,
+            &patches(&vtok)?,
+            &patches(&atok)?,
+            obj.cross_modal_attn,
+        )?;
         let vid_teacher_out = self.vid_teacher_head.forward(&vfeat)?.detach();
         let aud_teacher_out = self.aud_teacher_head.forward(&afeat)?.detach();
 
         // 4. Students: the visible tokens of the masked global view, then every local view unmasked.
-        let mut vid_student_out = vec![self.vid_student_head.forward(&pool_patch_tokens(&vid_ae.latent)?)?];
-        let mut aud_student_out = vec![self.aud_student_head.forward(&pool_patch_tokens(&aud_ae.latent)?)?];
+        let mut vid_student_out = vec![self
+            .vid_student_head
+            .forward(&pool_patch_tokens(&vid_ae.latent)?)?];
+        let mut aud_student_out = vec![self
+            .aud_student_head
+            .forward(&pool_patch_tokens(&aud_ae.latent)?)?];
         for (v, a) in frames[1..].iter().zip(&specs[1..]) {
             let vt = match rng.as_deref_mut() {
                 Some(r) => self.vid_student.forward_train(v, r)?,
@@ -350,14 +451,40 @@ impl XkdNet {
 
         // 6. Cross-modal distillation. As in the official code, the audio student is scored with the
         // video student temperature and vice versa (both are 0.1 in every released config).
-        let vt2as_kd = self.vt2as.forward(&aud_student_out, &vid_teacher_out, obj.student_temp_video, obj.teacher_temp_video, views, 1)?;
-        let at2vs_kd = self.at2vs.forward(&vid_student_out, &aud_teacher_out, obj.student_temp_audio, obj.teacher_temp_audio, views, 1)?;
+        let vt2as_kd = self.vt2as.forward(
+            &aud_student_out,
+            &vid_teacher_out,
+            obj.student_temp_video,
+            obj.teacher_temp_video,
+            views,
+            1,
+        )?;
+        let at2vs_kd = self.at2vs.forward(
+            &vid_student_out,
+            &aud_teacher_out,
+            obj.student_temp_audio,
+            obj.teacher_temp_audio,
+            views,
+            1,
+        )?;
         let cmkd = ((&vt2as_kd + &at2vs_kd)? / 2.0)?;
 
         // 7. Total.
         let total = obj.align_coeff + obj.kd_coeff + obj.recon_coeff;
-        let loss = (((&alignment * obj.align_coeff)? + (&cmkd * obj.kd_coeff)?)? + (&recon * obj.recon_coeff)?)?;
+        let loss = (((&alignment * obj.align_coeff)? + (&cmkd * obj.kd_coeff)?)?
+            + (&recon * obj.recon_coeff)?)?;
         let loss = (loss / total)?;
-        Ok(XkdLosses { vid_recon: vid_ae.loss, aud_recon: aud_ae.loss, recon, as2vs_align, vt2at_align, alignment, vt2as_kd, at2vs_kd, cmkd, loss })
+        Ok(XkdLosses {
+            vid_recon: vid_ae.loss,
+            aud_recon: aud_ae.loss,
+            recon,
+            as2vs_align,
+            vt2at_align,
+            alignment,
+            vt2as_kd,
+            at2vs_kd,
+            cmkd,
+            loss,
+        })
     }
 }
