@@ -5,8 +5,12 @@
 //! XKD-MAS and XKD-MATS) and CCL, as Candle modules that give the same numbers as the official PyTorch
 //! code.
 
+pub mod bench;
 pub mod checkpoint;
+pub mod data;
+pub mod device;
 pub mod models;
 pub mod nn;
+pub mod quickstart;
 pub mod objectives;
 pub mod train;

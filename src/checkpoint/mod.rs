@@ -1,5 +1,6 @@
 //! Reading official checkpoints and mapping their tensor names to avkd's.
 
 pub mod convert;
+pub mod export;
 pub mod keymap;
 pub mod pth;

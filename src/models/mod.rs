@@ -1,3 +1,4 @@
 //! Model families.
 
+pub mod classifier;
 pub mod xkd;

@@ -1,6 +1,7 @@
 //! Layers Candle lacks or whose Candle version drops gradients. Everything here is differentiable.
 
 pub mod drop_path;
+pub mod dropout;
 pub mod init;
 pub mod interpolate;
 pub mod linear;

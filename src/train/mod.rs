@@ -2,6 +2,8 @@
 
 pub mod clip;
 pub mod ema;
+pub mod metrics;
+pub mod pretrain;
 pub mod optim;
 pub mod param_groups;
 pub mod schedule;

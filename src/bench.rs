@@ -1,0 +1,74 @@
+//! Timing of the hot paths, for side-by-side comparison with PyTorch (scripts/bench_vs_torch.py runs
+//! both in one go and prints the ratios).
+
+use crate::models::classifier::{VideoClassifier, VideoClassifierConfig};
+use crate::models::xkd::{VideoVitConfig, VideoViT, VitSize};
+use crate::nn::param_store::ParamStore;
+use crate::nn::rng::SeededRng;
+use crate::objectives::smoothing::label_smoothing_ce;
+use crate::train::optim::{AdamW, AdamWConfig};
+use crate::train::param_groups::finetune_groups;
+use candle_core::{DType, Device, Result, Tensor};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    pub name: String,
+    /// Median seconds per iteration.
+    pub median_s: f64,
+    pub min_s: f64,
+    pub iters: usize,
+}
+
+/// Runs `f` once to warm up, then `iters` times; returns median and min wall time.
+pub fn time_it(name: &str, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timing> {
+    f()?;
+    let mut samples = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(Timing { name: name.to_string(), median_s: samples[samples.len() / 2], min_s: samples[0], iters })
+}
+
+/// The ViT-B video encoder at 32x112x112 (393 tokens): forward, forward+backward, and one fine-tune
+/// step (classifier with 101 classes, label smoothing, AdamW with layer-wise lr decay).
+pub fn vit_b_video(batches: &[usize], iters: usize, dev: &Device) -> Result<Vec<Timing>> {
+    let cfg = VideoVitConfig::xkd(VitSize::Base);
+    let store = ParamStore::new(0, DType::F32, dev);
+    let trainable = VideoViT::new(&cfg, store.builder())?;
+    // Inference uses plain tensors, so no autograd graph is recorded (PyTorch's no_grad).
+    let frozen = VideoViT::new(&cfg, candle_nn::VarBuilder::from_tensors(store.tensors()?, DType::F32, dev))?;
+    let mut rng = SeededRng::new(1);
+    let mut out = Vec::new();
+    for &b in batches {
+        let x = rng.normal((b, 3, 32, 112, 112), 0.0, 1.0, dev)?;
+        out.push(time_it(&format!("vit_b_video_fwd_b{b}"), iters, || {
+            frozen.features(&x)?;
+            dev.synchronize()
+        })?);
+        out.push(time_it(&format!("vit_b_video_fwd_bwd_b{b}"), iters, || {
+            let loss = trainable.features(&x)?.sqr()?.mean_all()?;
+            loss.backward()?;
+            dev.synchronize()
+        })?);
+    }
+    let b = *batches.last().unwrap_or(&1);
+    let cls_cfg = VideoClassifierConfig { backbone: cfg, num_classes: 101, head_dropout: 0.5 };
+    let store = ParamStore::new(0, DType::F32, dev);
+    let model = VideoClassifier::new(&cls_cfg, store.builder())?;
+    let groups = finetune_groups(&store.named_vars(), 0.05, 0.45, 12)?;
+    let mut opt = AdamW::new(groups, AdamWConfig { lr: 5e-4, ..Default::default() })?;
+    let x = rng.normal((b, 3, 32, 112, 112), 0.0, 1.0, dev)?;
+    let y = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, dev)?;
+    out.push(time_it(&format!("finetune_step_b{b}"), iters, || {
+        let logits = model.forward_t(&x, Some(&mut rng))?;
+        let loss = label_smoothing_ce(&logits, &y, 0.1)?;
+        opt.step(&loss.backward()?)?;
+        dev.synchronize()
+    })?);
+    Ok(out)
+}
