@@ -1,1 +1,71 @@
-//! (being written)
+//! Gradient clipping on a candle [`GradStore`].
+//!
+//! Norms are accumulated in f64 and rounded to f32 (PyTorch returns an f32 norm); the clip
+//! coefficient is then formed in f32 as PyTorch does for `clip / (norm + 1e-6)` with a tensor
+//! norm, which Python evaluates as `(norm + 1e-6).reciprocal() * clip`.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Result, Tensor, Var};
+
+/// ‖g‖₂ of one gradient, accumulated in f64.
+fn l2_norm(g: &Tensor) -> Result<f64> {
+    g.to_dtype(DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()
+        .map(f64::sqrt)
+}
+
+/// `clip / (norm + 1e-6)` in f32, via the reciprocal like PyTorch's `__rtruediv__`.
+fn clip_coef(clip: f64, norm: f64) -> f32 {
+    (1.0f32 / (norm as f32 + 1e-6f32)) * clip as f32
+}
+
+/// Multiplies the gradient of `var` by `coef` in place in the store.
+fn scale_grad(grads: &mut GradStore, var: &Var, coef: f32) -> Result<()> {
+    if let Some(g) = grads.get(var) {
+        let scaled = g.affine(coef as f64, 0.0)?;
+        grads.insert(var, scaled);
+    }
+    Ok(())
+}
+
+/// `torch.nn.utils.clip_grad_norm_` (L2): the global norm over all gradients of `vars` present in
+/// `grads`; if `max_norm / (norm + 1e-6) < 1` every gradient is scaled by it. Returns the norm
+/// before clipping. Parameters without a gradient are ignored.
+pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
+    let mut sq = 0f64;
+    for var in vars {
+        if let Some(g) = grads.get(var) {
+            let n = l2_norm(g)? as f32 as f64;
+            sq += n * n;
+        }
+    }
+    let total = sq.sqrt() as f32 as f64;
+    let coef = clip_coef(max_norm, total);
+    if coef < 1.0 {
+        for var in vars {
+            scale_grad(grads, var, coef)?;
+        }
+    }
+    Ok(total)
+}
+
+/// DINO's `clip_gradients` (also XKD's `clip_gradients`): each gradient is clipped on its own
+/// to norm `clip`. Returns the pre-clip norms of the parameters that have a gradient, in order
+/// (parameters without one are skipped, as in the Python list).
+pub fn clip_per_param(vars: &[Var], grads: &mut GradStore, clip: f64) -> Result<Vec<f64>> {
+    let mut norms = Vec::with_capacity(vars.len());
+    for var in vars {
+        let Some(g) = grads.get(var) else {
+            continue;
+        };
+        let norm = l2_norm(g)? as f32 as f64;
+        norms.push(norm);
+        let coef = clip_coef(clip, norm);
+        if coef < 1.0 {
+            scale_grad(grads, var, coef)?;
+        }
+    }
+    Ok(norms)
+}
