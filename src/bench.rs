@@ -2,7 +2,7 @@
 //! both in one go and prints the ratios).
 
 use crate::models::classifier::{VideoClassifier, VideoClassifierConfig};
-use crate::models::xkd::{VideoVitConfig, VideoViT, VitSize};
+use crate::models::xkd::{VideoViT, VideoVitConfig, VitSize};
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::objectives::smoothing::label_smoothing_ce;
@@ -31,7 +31,12 @@ pub fn time_it(name: &str, iters: usize, mut f: impl FnMut() -> Result<()>) -> R
         samples.push(t.elapsed().as_secs_f64());
     }
     samples.sort_by(f64::total_cmp);
-    Ok(Timing { name: name.to_string(), median_s: samples[samples.len() / 2], min_s: samples[0], iters })
+    Ok(Timing {
+        name: name.to_string(),
+        median_s: samples[samples.len() / 2],
+        min_s: samples[0],
+        iters,
+    })
 }
 
 /// The ViT-B video encoder at 32x112x112 (393 tokens): forward, forward+backward, and one fine-tune
@@ -41,7 +46,10 @@ pub fn vit_b_video(batches: &[usize], iters: usize, dev: &Device) -> Result<Vec<
     let store = ParamStore::new(0, DType::F32, dev);
     let trainable = VideoViT::new(&cfg, store.builder())?;
     // Inference uses plain tensors, so no autograd graph is recorded (PyTorch's no_grad).
-    let frozen = VideoViT::new(&cfg, candle_nn::VarBuilder::from_tensors(store.tensors()?, DType::F32, dev))?;
+    let frozen = VideoViT::new(
+        &cfg,
+        candle_nn::VarBuilder::from_tensors(store.tensors()?, DType::F32, dev),
+    )?;
     let mut rng = SeededRng::new(1);
     let mut out = Vec::new();
     for &b in batches {
@@ -50,18 +58,32 @@ pub fn vit_b_video(batches: &[usize], iters: usize, dev: &Device) -> Result<Vec<
             frozen.features(&x)?;
             dev.synchronize()
         })?);
-        out.push(time_it(&format!("vit_b_video_fwd_bwd_b{b}"), iters, || {
-            let loss = trainable.features(&x)?.sqr()?.mean_all()?;
-            loss.backward()?;
-            dev.synchronize()
-        })?);
+        out.push(time_it(
+            &format!("vit_b_video_fwd_bwd_b{b}"),
+            iters,
+            || {
+                let loss = trainable.features(&x)?.sqr()?.mean_all()?;
+                loss.backward()?;
+                dev.synchronize()
+            },
+        )?);
     }
     let b = *batches.last().unwrap_or(&1);
-    let cls_cfg = VideoClassifierConfig { backbone: cfg, num_classes: 101, head_dropout: 0.5 };
+    let cls_cfg = VideoClassifierConfig {
+        backbone: cfg,
+        num_classes: 101,
+        head_dropout: 0.5,
+    };
     let store = ParamStore::new(0, DType::F32, dev);
     let model = VideoClassifier::new(&cls_cfg, store.builder())?;
     let groups = finetune_groups(&store.named_vars(), 0.05, 0.45, 12)?;
-    let mut opt = AdamW::new(groups, AdamWConfig { lr: 5e-4, ..Default::default() })?;
+    let mut opt = AdamW::new(
+        groups,
+        AdamWConfig {
+            lr: 5e-4,
+            ..Default::default()
+        },
+    )?;
     let x = rng.normal((b, 3, 32, 112, 112), 0.0, 1.0, dev)?;
     let y = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, dev)?;
     out.push(time_it(&format!("finetune_step_b{b}"), iters, || {

@@ -7,7 +7,9 @@ use candle_core::{Device, Result};
 pub fn parse_device(spec: &str) -> Result<Device> {
     let (kind, index) = match spec.split_once(':') {
         Some((k, i)) => {
-            let i = i.parse::<usize>().map_err(|_| candle_core::Error::Msg(format!("device `{spec}`: `{i}` is not a device index")))?;
+            let i = i.parse::<usize>().map_err(|_| {
+                candle_core::Error::Msg(format!("device `{spec}`: `{i}` is not a device index"))
+            })?;
             (k, i)
         }
         None => (spec, 0),

@@ -11,6 +11,6 @@ pub mod data;
 pub mod device;
 pub mod models;
 pub mod nn;
-pub mod quickstart;
 pub mod objectives;
+pub mod quickstart;
 pub mod train;

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "avkd", version, about = "Audio-visual video representation learning (XKD, CCL) on Candle")]
+#[command(
+    name = "avkd",
+    version,
+    about = "Audio-visual video representation learning (XKD, CCL) on Candle"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,11 +54,18 @@ enum BenchWhat {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Quickstart { out, steps, seed, device } => {
+        Command::Quickstart {
+            out,
+            steps,
+            seed,
+            device,
+        } => {
             let dev = avkd::device::parse_device(&device)?;
             let r = avkd::quickstart::run(&out, steps, seed, &dev).context("quickstart failed")?;
             let s = &r.summary;
@@ -63,17 +74,32 @@ fn main() -> Result<()> {
             println!("exported students: {0}/video_student, {0}/audio_student (config.json + model.safetensors); the reloaded video student scores {1:.1} %", r.out_dir.display(), 100.0 * r.probe_reloaded);
             println!("metrics: {}", r.metrics.display());
             if (r.probe_reloaded - r.probe_after).abs() > 1e-9 {
-                anyhow::bail!("the reloaded export does not reproduce the probe ({} vs {})", r.probe_reloaded, r.probe_after);
+                anyhow::bail!(
+                    "the reloaded export does not reproduce the probe ({} vs {})",
+                    r.probe_reloaded,
+                    r.probe_after
+                );
             }
         }
-        Command::Bench { what: BenchWhat::Vit { batches, iters, device, json } } => {
+        Command::Bench {
+            what:
+                BenchWhat::Vit {
+                    batches,
+                    iters,
+                    device,
+                    json,
+                },
+        } => {
             let dev = avkd::device::parse_device(&device)?;
             let timings = avkd::bench::vit_b_video(&batches, iters, &dev)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&timings)?);
             } else {
                 for t in timings {
-                    println!("{:28} median {:8.3} s  min {:8.3} s  ({} iters)", t.name, t.median_s, t.min_s, t.iters);
+                    println!(
+                        "{:28} median {:8.3} s  min {:8.3} s  ({} iters)",
+                        t.name, t.median_s, t.min_s, t.iters
+                    );
                 }
             }
         }

@@ -9,7 +9,9 @@
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::SyntheticAv;
 use crate::models::xkd::net::{XkdConfig, XkdNet, XkdObjectiveConfig, XkdVariant};
-use crate::models::xkd::{AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoVitConfig, VideoViT};
+use crate::models::xkd::{
+    AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoViT, VideoVitConfig,
+};
 use crate::nn::interpolate::AxisRule;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
@@ -25,11 +27,39 @@ pub fn small_xkd_config() -> XkdConfig {
     let enc = TransformerConfig::xkd(64, 4, 4);
     XkdConfig {
         variant: XkdVariant::Xkd,
-        video: VideoVitConfig { transformer: enc, in_channels: 3, num_frames: 8, image_size: [32, 32], patch_size: [8, 8], tubelet_size: 2, pos_embed_axis_rule: AxisRule::Cuda },
-        audio: AudioVitConfig { transformer: enc, in_channels: 1, spec_size: [16, 64], patch_size: [4, 16] },
-        video_decoder: MaeDecoderConfig { transformer: TransformerConfig::xkd(32, 2, 4), mask_ratio: 0.85, norm_pix_loss: true },
-        audio_decoder: MaeDecoderConfig { transformer: TransformerConfig::xkd(32, 2, 4), mask_ratio: 0.8, norm_pix_loss: true },
-        head: DinoHeadConfig { in_dim: 64, hidden_dim: 128, bottleneck_dim: 32, out_dim: 256, nlayers: 3, layer_norm_eps: 1e-5 },
+        video: VideoVitConfig {
+            transformer: enc,
+            in_channels: 3,
+            num_frames: 8,
+            image_size: [32, 32],
+            patch_size: [8, 8],
+            tubelet_size: 2,
+            pos_embed_axis_rule: AxisRule::Cuda,
+        },
+        audio: AudioVitConfig {
+            transformer: enc,
+            in_channels: 1,
+            spec_size: [16, 64],
+            patch_size: [4, 16],
+        },
+        video_decoder: MaeDecoderConfig {
+            transformer: TransformerConfig::xkd(32, 2, 4),
+            mask_ratio: 0.85,
+            norm_pix_loss: true,
+        },
+        audio_decoder: MaeDecoderConfig {
+            transformer: TransformerConfig::xkd(32, 2, 4),
+            mask_ratio: 0.8,
+            norm_pix_loss: true,
+        },
+        head: DinoHeadConfig {
+            in_dim: 64,
+            hidden_dim: 128,
+            bottleneck_dim: 32,
+            out_dim: 256,
+            nlayers: 3,
+            layer_norm_eps: 1e-5,
+        },
         objective: XkdObjectiveConfig::default(),
     }
 }
@@ -45,7 +75,12 @@ pub struct QuickstartReport {
 }
 
 /// Nearest-centroid accuracy of pooled video features: centroids from `train`, scored on `test`.
-fn probe_accuracy(model: &VideoViT, train: &(Tensor, Vec<usize>), test: &(Tensor, Vec<usize>), classes: usize) -> Result<f64> {
+fn probe_accuracy(
+    model: &VideoViT,
+    train: &(Tensor, Vec<usize>),
+    test: &(Tensor, Vec<usize>),
+    classes: usize,
+) -> Result<f64> {
     let normed = |x: &Tensor| -> Result<Tensor> {
         let f = model.features(x)?;
         f.broadcast_div(&f.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
@@ -53,16 +88,34 @@ fn probe_accuracy(model: &VideoViT, train: &(Tensor, Vec<usize>), test: &(Tensor
     let (ftr, fte) = (normed(&train.0)?, normed(&test.0)?);
     let mut centroids = Vec::with_capacity(classes);
     for c in 0..classes {
-        let idx: Vec<u32> = train.1.iter().enumerate().filter(|(_, &l)| l == c).map(|(i, _)| i as u32).collect();
+        let idx: Vec<u32> = train
+            .1
+            .iter()
+            .enumerate()
+            .filter(|(_, &l)| l == c)
+            .map(|(i, _)| i as u32)
+            .collect();
         let idx = Tensor::new(idx.as_slice(), ftr.device())?;
         centroids.push(ftr.index_select(&idx, 0)?.mean_keepdim(0)?);
     }
-    let pred = fte.matmul(&Tensor::cat(&centroids, 0)?.t()?)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    let correct = pred.iter().zip(&test.1).filter(|(p, l)| **p as usize == **l).count();
+    let pred = fte
+        .matmul(&Tensor::cat(&centroids, 0)?.t()?)?
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?;
+    let correct = pred
+        .iter()
+        .zip(&test.1)
+        .filter(|(p, l)| **p as usize == **l)
+        .count();
     Ok(correct as f64 / test.1.len() as f64)
 }
 
-fn probe_set(data: &SyntheticAv, per_class: usize, rng: &mut SeededRng, dev: &Device) -> Result<(Tensor, Vec<usize>)> {
+fn probe_set(
+    data: &SyntheticAv,
+    per_class: usize,
+    rng: &mut SeededRng,
+    dev: &Device,
+) -> Result<(Tensor, Vec<usize>)> {
     let mut clips = Vec::new();
     let mut labels = Vec::new();
     for c in 0..data.num_classes {
@@ -72,12 +125,21 @@ fn probe_set(data: &SyntheticAv, per_class: usize, rng: &mut SeededRng, dev: &De
         }
     }
     let n = labels.len();
-    Ok((Tensor::from_vec(clips, (n, 3, data.frames, data.size, data.size), dev)?, labels))
+    Ok((
+        Tensor::from_vec(clips, (n, 3, data.frames, data.size, data.size), dev)?,
+        labels,
+    ))
 }
 
 pub fn run(out_dir: &Path, steps: usize, seed: u64, dev: &Device) -> Result<QuickstartReport> {
     let cfg = small_xkd_config();
-    let data = SyntheticAv { num_classes: 8, frames: cfg.video.num_frames, size: cfg.video.image_size[0], mel_bins: cfg.audio.spec_size[0], spec_frames: cfg.audio.spec_size[1] };
+    let data = SyntheticAv {
+        num_classes: 8,
+        frames: cfg.video.num_frames,
+        size: cfg.video.image_size[0],
+        mel_bins: cfg.audio.spec_size[0],
+        spec_frames: cfg.audio.spec_size[1],
+    };
     let mut probe_rng = SeededRng::new(seed ^ 0x5eed);
     let train = probe_set(&data, 6, &mut probe_rng, dev)?;
     let test = probe_set(&data, 6, &mut probe_rng, dev)?;
@@ -87,23 +149,58 @@ pub fn run(out_dir: &Path, steps: usize, seed: u64, dev: &Device) -> Result<Quic
     let probe_before = probe_accuracy(net.video_student(), &train, &test, data.num_classes)?;
     tracing::info!(params = store.num_params(), "built a small XKD net");
 
-    let pcfg = PretrainConfig { steps, batch_size: 8, lr: 1e-3, warmup_steps: steps / 10, weight_decay: 0.05, ema_momentum: 0.99, clip_grad: 0.3, seed };
+    let pcfg = PretrainConfig {
+        steps,
+        batch_size: 8,
+        lr: 1e-3,
+        warmup_steps: steps / 10,
+        weight_decay: 0.05,
+        ema_momentum: 0.99,
+        clip_grad: 0.3,
+        seed,
+    };
     let metrics_path = out_dir.join("metrics.jsonl");
     let _ = std::fs::remove_file(&metrics_path);
-    let mut metrics = MetricsWriter::append(&metrics_path).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", metrics_path.display())))?;
+    let mut metrics = MetricsWriter::append(&metrics_path)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", metrics_path.display())))?;
     let bar = indicatif::ProgressBar::new(steps as u64).with_style(
-        indicatif::ProgressStyle::with_template("pretraining {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "pretraining {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (tubelet, patch, spec_patch) = (cfg.video.tubelet_size, cfg.video.patch_size[0], cfg.audio.patch_size[1]);
-    let summary = pretrain_xkd(&mut net, |rng| data.batch(pcfg.batch_size, tubelet, patch, spec_patch, rng, dev), &pcfg, &mut metrics, &bar)?;
+    let (tubelet, patch, spec_patch) = (
+        cfg.video.tubelet_size,
+        cfg.video.patch_size[0],
+        cfg.audio.patch_size[1],
+    );
+    let summary = pretrain_xkd(
+        &mut net,
+        |rng| data.batch(pcfg.batch_size, tubelet, patch, spec_patch, rng, dev),
+        &pcfg,
+        &mut metrics,
+        &bar,
+    )?;
     bar.finish();
     let probe_after = probe_accuracy(net.video_student(), &train, &test, data.num_classes)?;
 
     // Export the students as avkd folders, then reload the video student from disk.
     let tensors = store.tensors()?;
-    let meta = BTreeMap::from([("source".to_string(), "avkd quickstart (synthetic pretraining)".to_string()), ("seed".to_string(), seed.to_string())]);
-    for (name, prefix) in [("video_student", "vid_student.backbone."), ("audio_student", "aud_student.backbone.")] {
-        let part: HashMap<String, Tensor> = tensors.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|r| (r.to_string(), t.clone()))).collect();
+    let meta = BTreeMap::from([
+        (
+            "source".to_string(),
+            "avkd quickstart (synthetic pretraining)".to_string(),
+        ),
+        ("seed".to_string(), seed.to_string()),
+    ]);
+    for (name, prefix) in [
+        ("video_student", "vid_student.backbone."),
+        ("audio_student", "aud_student.backbone."),
+    ] {
+        let part: HashMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix(prefix).map(|r| (r.to_string(), t.clone())))
+            .collect();
         let dir = out_dir.join(name);
         if name == "video_student" {
             write_model_folder(&dir, "xkd-video", &cfg.video, &part, &meta)?;
@@ -111,8 +208,20 @@ pub fn run(out_dir: &Path, steps: usize, seed: u64, dev: &Device) -> Result<Quic
             write_model_folder(&dir, "xkd-audio", &cfg.audio, &part, &meta)?;
         }
     }
-    let reloaded = candle_core::safetensors::load(out_dir.join("video_student/model.safetensors"), dev)?;
-    let reloaded = VideoViT::new(&cfg.video, candle_nn::VarBuilder::from_tensors(reloaded, DType::F32, dev))?;
+    let reloaded =
+        candle_core::safetensors::load(out_dir.join("video_student/model.safetensors"), dev)?;
+    let reloaded = VideoViT::new(
+        &cfg.video,
+        candle_nn::VarBuilder::from_tensors(reloaded, DType::F32, dev),
+    )?;
     let probe_reloaded = probe_accuracy(&reloaded, &train, &test, data.num_classes)?;
-    Ok(QuickstartReport { out_dir: out_dir.to_path_buf(), metrics: metrics_path, summary, probe_before, probe_after, probe_reloaded, chance: 1.0 / data.num_classes as f64 })
+    Ok(QuickstartReport {
+        out_dir: out_dir.to_path_buf(),
+        metrics: metrics_path,
+        summary,
+        probe_before,
+        probe_after,
+        probe_reloaded,
+        chance: 1.0 / data.num_classes as f64,
+    })
 }

@@ -16,39 +16,8 @@ const CPU: Device = Device::Cpu;
 
 // ---------------------------------------------------------------- fixture: one XKD fine-tune step
 
-/// Reads a `torch.save` zip with candle. zip 9.8.1 (candle's reader) rejects this fixture: torch
-/// writes a zip64 end record (56 bytes) + locator (20 bytes) between the central directory and the
-/// classic end record, and when the first central entry is exactly 76 bytes long (a 30-character
-/// name such as `model_init_eval_names/data.pkl`) zip's "CD abuts the end record" guess lands on
-/// the second entry, so it reads the zip64 record as a directory entry ("Invalid Central Directory
-/// header"). On that error the file is re-read from a temporary copy without the (redundant, since
-/// nothing here exceeds the 32-bit limits) zip64 trailer.
 fn read_pth(rel: &str) -> Result<Vec<(String, Tensor)>> {
-    let path = fixture_path(rel);
-    match candle_core::pickle::read_all(&path) {
-        Ok(t) => Ok(t),
-        Err(first) => {
-            let bytes = std::fs::read(&path)?;
-            let find = |magic: &[u8]| bytes.windows(4).rposition(|w| w == magic);
-            let (Some(z64), Some(eocd)) = (find(b"PK\x06\x06"), find(b"PK\x05\x06")) else {
-                return Err(first);
-            };
-            if z64 > eocd {
-                return Err(first);
-            }
-            let mut fixed = bytes[..z64].to_vec();
-            fixed.extend_from_slice(&bytes[eocd..]);
-            let tmp = std::env::temp_dir().join(format!(
-                "avkd-train-optim-{}-{}",
-                std::process::id(),
-                path.file_name().and_then(|n| n.to_str()).unwrap_or("x.pth")
-            ));
-            std::fs::write(&tmp, fixed)?;
-            let out = candle_core::pickle::read_all(&tmp);
-            let _ = std::fs::remove_file(&tmp);
-            out
-        }
-    }
+    avkd::checkpoint::pth::read_state_dict(&fixture_path(rel), None)
 }
 
 /// One AdamW step of XKD's fine-tuning (LLRD groups, per-group weight decay) on the fixture's

@@ -15,7 +15,10 @@ fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> candle_core::Er
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
@@ -39,25 +42,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes named tensors as safetensors with `metadata` (plus avkd's format version), atomically.
-pub fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> Result<()> {
-    let mut meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &HashMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut meta: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     meta.insert("format".into(), "pt".into());
     meta.insert("avkd_format_version".into(), FORMAT_VERSION.into());
     meta.insert("avkd_version".into(), env!("CARGO_PKG_VERSION").into());
     let mut sorted: Vec<(&String, &Tensor)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes = safetensors::tensor::serialize(sorted, Some(meta)).map_err(|e| io_err(path, "serialising", e))?;
+    let bytes = safetensors::tensor::serialize(sorted, Some(meta))
+        .map_err(|e| io_err(path, "serialising", e))?;
     write_atomic(path, &bytes)
 }
 
 /// Writes an avkd model folder: `config.json` (the architecture, with `model_type`) and
 /// `model.safetensors`.
-pub fn write_model_folder(dir: &Path, model_type: &str, config: &impl serde::Serialize, tensors: &HashMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> Result<()> {
-    let mut cfg = serde_json::to_value(config).map_err(|e| io_err(dir, "serialising config for", e))?;
+pub fn write_model_folder(
+    dir: &Path,
+    model_type: &str,
+    config: &impl serde::Serialize,
+    tensors: &HashMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut cfg =
+        serde_json::to_value(config).map_err(|e| io_err(dir, "serialising config for", e))?;
     if let Some(obj) = cfg.as_object_mut() {
         obj.insert("model_type".into(), model_type.into());
     }
-    let text = serde_json::to_string_pretty(&cfg).map_err(|e| io_err(dir, "serialising config for", e))?;
+    let text =
+        serde_json::to_string_pretty(&cfg).map_err(|e| io_err(dir, "serialising config for", e))?;
     write_atomic(&dir.join("config.json"), text.as_bytes())?;
     let mut meta = metadata.clone();
     meta.insert("model_type".into(), model_type.into());
@@ -77,13 +96,18 @@ mod tests {
         let meta = BTreeMap::from([("source".to_string(), "test".to_string())]);
         write_safetensors(&path, &HashMap::from([("w".to_string(), t.clone())]), &meta)?;
         let bytes = std::fs::read(&path)?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let m = header.metadata().clone().unwrap();
         assert_eq!(m["source"], "test");
         assert_eq!(m["avkd_format_version"], FORMAT_VERSION);
         let back = candle_core::safetensors::load(&path, &Device::Cpu)?;
         assert_eq!(back["w"].to_vec2::<f32>()?, t.to_vec2::<f32>()?);
-        assert!(std::fs::read_dir(&dir)?.all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp.")));
+        assert!(std::fs::read_dir(&dir)?.all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp.")));
         std::fs::remove_dir_all(&dir).ok();
         Ok(())
     }

@@ -44,7 +44,8 @@ impl SyntheticAv {
                 for y in 0..s {
                     for x in 0..s {
                         let inside = (y + s - cy) % s < side && (x + s - cx) % s < side;
-                        let v = if inside { 1.5 * colour[c] - 0.5 } else { -0.5 } + 0.1 * rng.normal_f64() as f32;
+                        let v = if inside { 1.5 * colour[c] - 0.5 } else { -0.5 }
+                            + 0.1 * rng.normal_f64() as f32;
                         video[((c * t + ti) * s + y) * s + x] = v;
                     }
                 }
@@ -54,8 +55,15 @@ impl SyntheticAv {
         let mut spec = vec![0f32; f * n];
         for fi in 0..f {
             for ti in 0..n {
-                let pulse = 0.5 + 0.5 * (std::f64::consts::TAU * (1.0 + class as f64) * ti as f64 / n as f64).cos();
-                let tone = if fi.abs_diff(band) <= 1 { 2.0 * pulse } else { 0.0 };
+                let pulse = 0.5
+                    + 0.5
+                        * (std::f64::consts::TAU * (1.0 + class as f64) * ti as f64 / n as f64)
+                            .cos();
+                let tone = if fi.abs_diff(band) <= 1 {
+                    2.0 * pulse
+                } else {
+                    0.0
+                };
                 spec[fi * n + ti] = (tone - 0.3 + 0.2 * rng.normal_f64()) as f32;
             }
         }
@@ -65,7 +73,15 @@ impl SyntheticAv {
     /// A batch of random classes with one global and one local view per modality: the local video
     /// view is a random window of half the frames and a random 3/4-size crop (rounded to `patch` and
     /// `tubelet`), the local spectrogram a random quarter of the time axis (rounded to `spec_patch`).
-    pub fn batch(&self, b: usize, tubelet: usize, patch: usize, spec_patch: usize, rng: &mut SeededRng, dev: &Device) -> Result<AvBatch> {
+    pub fn batch(
+        &self,
+        b: usize,
+        tubelet: usize,
+        patch: usize,
+        spec_patch: usize,
+        rng: &mut SeededRng,
+        dev: &Device,
+    ) -> Result<AvBatch> {
         let (t, s, f, n) = (self.frames, self.size, self.mel_bins, self.spec_frames);
         let mut videos = Vec::with_capacity(b * 3 * t * s * s);
         let mut specs = Vec::with_capacity(b * f * n);
@@ -80,10 +96,27 @@ impl SyntheticAv {
         let global_v = Tensor::from_vec(videos, (b, 3, t, s, s), dev)?;
         let global_a = Tensor::from_vec(specs, (b, 1, f, n), dev)?;
         let round = |x: usize, m: usize| (x / m).max(1) * m;
-        let (lt, ls, ln) = (round(t / 2, tubelet), round(s * 3 / 4, patch), round(n / 4, spec_patch));
-        let (t0, y0, x0, a0) = (rng.range(0, t - lt + 1), rng.range(0, s - ls + 1), rng.range(0, s - ls + 1), rng.range(0, n - ln + 1));
-        let local_v = global_v.narrow(2, t0, lt)?.narrow(3, y0, ls)?.narrow(4, x0, ls)?.contiguous()?;
+        let (lt, ls, ln) = (
+            round(t / 2, tubelet),
+            round(s * 3 / 4, patch),
+            round(n / 4, spec_patch),
+        );
+        let (t0, y0, x0, a0) = (
+            rng.range(0, t - lt + 1),
+            rng.range(0, s - ls + 1),
+            rng.range(0, s - ls + 1),
+            rng.range(0, n - ln + 1),
+        );
+        let local_v = global_v
+            .narrow(2, t0, lt)?
+            .narrow(3, y0, ls)?
+            .narrow(4, x0, ls)?
+            .contiguous()?;
         let local_a = global_a.narrow(3, a0, ln)?.contiguous()?;
-        Ok(AvBatch { frames: vec![global_v, local_v], specs: vec![global_a, local_a], labels })
+        Ok(AvBatch {
+            frames: vec![global_v, local_v],
+            specs: vec![global_a, local_a],
+            labels,
+        })
     }
 }

@@ -3,7 +3,7 @@
 //! official orthogonal init. avkd names the head `head.{weight,bias}` (official: `head.classifier.*`).
 
 use crate::models::xkd::encoder::{forward_encoder, pool_patch_tokens};
-use crate::models::xkd::{VideoVitConfig, VideoViT};
+use crate::models::xkd::{VideoViT, VideoVitConfig};
 use crate::nn::dropout::dropout;
 use crate::nn::init::orthogonal;
 use crate::nn::linear::Linear;
@@ -31,8 +31,19 @@ impl VideoClassifier {
     pub fn new(cfg: &VideoClassifierConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.backbone.transformer.embed_dim;
         let backbone = VideoViT::new(&cfg.backbone, vb.clone())?;
-        let head = Linear::new(d, cfg.num_classes, true, orthogonal(1.0), Init::Const(0.), vb.pp("head"))?;
-        Ok(Self { backbone, head, cfg: cfg.clone() })
+        let head = Linear::new(
+            d,
+            cfg.num_classes,
+            true,
+            orthogonal(1.0),
+            Init::Const(0.),
+            vb.pp("head"),
+        )?;
+        Ok(Self {
+            backbone,
+            head,
+            cfg: cfg.clone(),
+        })
     }
 
     pub fn config(&self) -> &VideoClassifierConfig {
@@ -51,7 +62,8 @@ impl VideoClassifier {
     /// Logits [B, classes]; `rng` is `Some` in training (drop path and head dropout).
     pub fn forward_t(&self, x: &Tensor, mut rng: Option<&mut SeededRng>) -> Result<Tensor> {
         let feats = self.features(x, rng.as_deref_mut())?;
-        self.head.forward(&dropout(&feats, self.cfg.head_dropout, rng)?)
+        self.head
+            .forward(&dropout(&feats, self.cfg.head_dropout, rng)?)
     }
 }
 

@@ -14,7 +14,9 @@ pub fn dropout(x: &Tensor, p: f64, rng: Option<&mut SeededRng>) -> Result<Tensor
         return x.zeros_like();
     }
     let scale = (1.0 / (1.0 - p)) as f32;
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.uniform_f64() < p { 0.0 } else { scale }).collect();
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.uniform_f64() < p { 0.0 } else { scale })
+        .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     x * mask
 }

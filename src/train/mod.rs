@@ -3,7 +3,7 @@
 pub mod clip;
 pub mod ema;
 pub mod metrics;
-pub mod pretrain;
 pub mod optim;
 pub mod param_groups;
+pub mod pretrain;
 pub mod schedule;

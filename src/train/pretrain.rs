@@ -52,8 +52,20 @@ pub fn pretrain_xkd(
     progress: &indicatif::ProgressBar,
 ) -> Result<PretrainSummary> {
     let trainable = net.trainable_vars();
-    let clipped: Vec<Var> = trainable.iter().filter(|(n, _)| n.contains("_student.")).map(|(_, v)| v.clone()).collect();
-    let mut opt = AdamW::new(pretrain_groups(&trainable, cfg.weight_decay), AdamWConfig { lr: cfg.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8 })?;
+    let clipped: Vec<Var> = trainable
+        .iter()
+        .filter(|(n, _)| n.contains("_student."))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut opt = AdamW::new(
+        pretrain_groups(&trainable, cfg.weight_decay),
+        AdamWConfig {
+            lr: cfg.lr,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+        },
+    )?;
     let lr = WarmupCosine::new(cfg.lr, 0.0, cfg.steps, 1, cfg.warmup_steps, 0.0);
     let momentum = WarmupCosine::new(cfg.ema_momentum, 1.0, cfg.steps, 1, 0, 0.0);
     let mut rng = SeededRng::new(cfg.seed);
@@ -71,7 +83,11 @@ pub fn pretrain_xkd(
         net.ema_update(momentum.value(step))?;
 
         let scalars = out.scalars()?;
-        let loss = scalars.iter().find(|(k, _)| *k == "loss").map(|(_, v)| *v).unwrap_or(f32::NAN);
+        let loss = scalars
+            .iter()
+            .find(|(k, _)| *k == "loss")
+            .map(|(_, v)| *v)
+            .unwrap_or(f32::NAN);
         if !loss.is_finite() {
             candle_core::bail!("pretraining diverged at step {step}: loss is {loss}")
         }
@@ -83,7 +99,9 @@ pub fn pretrain_xkd(
         for (k, v) in scalars {
             record[k] = v.into();
         }
-        metrics.write(&record).map_err(|e| candle_core::Error::Msg(format!("writing {}: {e}", metrics.path().display())))?;
+        metrics.write(&record).map_err(|e| {
+            candle_core::Error::Msg(format!("writing {}: {e}", metrics.path().display()))
+        })?;
         tracing::debug!(step = step + 1, loss, "pretrain step");
         progress.set_message(format!("loss {loss:.4}"));
         progress.inc(1);
