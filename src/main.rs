@@ -21,7 +21,7 @@ enum Command {
     Quickstart {
         #[arg(long, default_value = "runs/quickstart")]
         out: PathBuf,
-        #[arg(long, default_value_t = 150)]
+        #[arg(long, default_value_t = 400)]
         steps: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,

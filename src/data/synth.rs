@@ -1,9 +1,10 @@
 //! Synthetic audio-visual clips with class-dependent motion and sound, generated in memory: enough
 //! structure for XKD's objectives to learn from, with no dataset on disk.
 //!
-//! Class k of K: a coloured square moves across the frames in direction 2πk/K; the spectrogram holds a
-//! tone band at a class-dependent mel bin whose loudness pulses at the square's speed, so the two
-//! modalities carry the same information, as cross-modal distillation assumes.
+//! Class k of K: a square of random colour, starting at a random place, moves across the frames in
+//! direction 2πk/K, so only the motion tells the class; the spectrogram holds a tone band at a
+//! class-dependent mel bin pulsing at a class-dependent rate, so both modalities carry the class, as
+//! cross-modal distillation assumes.
 
 use crate::nn::rng::SeededRng;
 use candle_core::{Device, Result, Tensor};
@@ -35,7 +36,7 @@ impl SyntheticAv {
         let (dx, dy) = (angle.cos(), angle.sin());
         let side = (s / 4).max(2);
         let (x0, y0) = (rng.uniform_f64() * s as f64, rng.uniform_f64() * s as f64);
-        let colour = [(class % 3) as f32, ((class / 3) % 3) as f32, 1.0];
+        let colour = [rng.uniform_f64() as f32, rng.uniform_f64() as f32, rng.uniform_f64() as f32];
         let mut video = vec![0f32; 3 * t * s * s];
         for ti in 0..t {
             let cx = (x0 + dx * ti as f64 * s as f64 / t as f64).rem_euclid(s as f64) as usize;
@@ -44,7 +45,7 @@ impl SyntheticAv {
                 for y in 0..s {
                     for x in 0..s {
                         let inside = (y + s - cy) % s < side && (x + s - cx) % s < side;
-                        let v = if inside { 1.5 * colour[c] - 0.5 } else { -0.5 }
+                        let v = if inside { 2.0 * colour[c] } else { -0.5 }
                             + 0.1 * rng.normal_f64() as f32;
                         video[((c * t + ti) * s + y) * s + x] = v;
                     }
