@@ -2,6 +2,7 @@
 //! both in one go and prints the ratios).
 
 use crate::models::classifier::{VideoClassifier, VideoClassifierConfig};
+use crate::models::xkd::encoder::XkdEncoder;
 use crate::models::xkd::{VideoViT, VideoVitConfig, VitSize};
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;

@@ -8,6 +8,7 @@
 
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::SyntheticAv;
+use crate::models::xkd::encoder::XkdEncoder;
 use crate::models::xkd::net::{XkdConfig, XkdNet, XkdObjectiveConfig, XkdVariant};
 use crate::models::xkd::{
     AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoViT, VideoVitConfig,

@@ -144,7 +144,7 @@ fn finetune_steps_match_official() {
 
 #[test]
 fn every_parameter_of_every_encoder_gets_a_gradient() {
-    use avkd::models::xkd::{AudioViT, AudioVitConfig, VideoViT};
+    use avkd::models::xkd::{AudioViT, AudioVitConfig, VideoViT, XkdEncoder};
     use avkd::nn::rng::SeededRng;
     let mut rng = SeededRng::new(4);
     let dev = Device::Cpu;

@@ -7,27 +7,13 @@ use avkd::models::xkd::refine::{align_feats, cross_modal_attn, refine, CrossModa
 use avkd::objectives::dino::DinoLoss;
 use avkd::objectives::mmd::{gaussian_kernel, mmd};
 use candle_core::{DType, Device, Result, Tensor, Var};
-use common::{assert_close, assert_rel_close, get, load_fixture, max_abs_diff, scalar};
+use common::{assert_close, assert_rel_close, get, load_fixture, max_abs, max_abs_diff, scalar};
 use std::collections::HashMap;
 
 const FIXTURE: &str = "xkd/losses/losses_io.safetensors";
 
 fn fixture() -> HashMap<String, Tensor> {
     load_fixture(FIXTURE)
-}
-
-/// Max |x| of a tensor.
-fn max_abs(t: &Tensor) -> f64 {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
 }
 
 /// Activation check: max abs error <= 1e-5·max|ref| (and never looser than 1e-4 absolute).

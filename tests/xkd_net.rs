@@ -103,9 +103,14 @@ fn xkd_forward_matches_official() {
     let losses = net.forward(&frames, &specs, &vmask, &amask, None).unwrap();
     for (name, value) in losses.scalars().unwrap() {
         let want = scalar(get(&io, &format!("loss_{name}")));
-        // The MMD terms inherit f32 rounding noise of the official addmm form on the kernel diagonal
-        // (see tests/xkd_losses.rs); everything else is held to 1e-5.
-        let rtol = if name.contains("align") || name == "loss" {
+        // The MMD terms are ill-conditioned in the official form: squared distances use the addmm
+        // identity, so the kernel diagonal (exactly 0 in exact arithmetic) holds f32 rounding noise,
+        // which the gamma = 1000 kernel turns into ~1e-4..1e-3 of the loss depending on summation
+        // order (see tests/xkd_losses.rs). They are held to 1e-3, the total (where they weigh 1/7)
+        // to 2e-4, and everything else to 1e-5.
+        let rtol = if name.contains("align") {
+            1e-3
+        } else if name == "loss" {
             2e-4
         } else {
             1e-5

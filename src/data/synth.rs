@@ -36,7 +36,11 @@ impl SyntheticAv {
         let (dx, dy) = (angle.cos(), angle.sin());
         let side = (s / 4).max(2);
         let (x0, y0) = (rng.uniform_f64() * s as f64, rng.uniform_f64() * s as f64);
-        let colour = [rng.uniform_f64() as f32, rng.uniform_f64() as f32, rng.uniform_f64() as f32];
+        let colour = [
+            rng.uniform_f64() as f32,
+            rng.uniform_f64() as f32,
+            rng.uniform_f64() as f32,
+        ];
         let mut video = vec![0f32; 3 * t * s * s];
         for ti in 0..t {
             let cx = (x0 + dx * ti as f64 * s as f64 / t as f64).rem_euclid(s as f64) as usize;

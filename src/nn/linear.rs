@@ -1,5 +1,6 @@
-//! `nn.Linear`, applied to inputs of any rank as one 2-D matrix product (leading dimensions are
-//! flattened), which is both the fastest gemm shape and a single backward matmul per operand.
+//! `nn.Linear`, applied to inputs of any rank as one 2-D matrix product x · Wᵀ (leading dimensions are
+//! flattened): the fastest gemm shape, and with [`matmul_nt`](super::matmul::matmul_nt) the weight
+//! gradient comes out in the weight's own layout.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
@@ -47,7 +48,7 @@ impl Module for Linear {
         let dims = x.dims();
         let in_dim = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / in_dim.max(1);
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+        let y = super::matmul::matmul_nt(&x.reshape((rows, in_dim))?, &self.weight)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,

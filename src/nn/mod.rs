@@ -1,10 +1,13 @@
 //! Layers Candle lacks or whose Candle version drops gradients. Everything here is differentiable.
 
+pub mod cpu_kernel;
 pub mod drop_path;
 pub mod dropout;
+pub mod gelu;
 pub mod init;
 pub mod interpolate;
 pub mod linear;
+pub mod matmul;
 pub mod norm;
 pub mod param_store;
 pub mod rng;

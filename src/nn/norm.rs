@@ -4,16 +4,12 @@
 //! op, so parameters before them silently get no gradient. Here the CPU path is a fused kernel with an
 //! analytic backward, and other devices use composite candle ops, which are differentiable.
 
+use super::cpu_kernel::{contiguous, rows_per_task};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use num_traits::Float;
 use rayon::prelude::*;
-
-/// Rows per rayon task: keeps tasks big enough to amortise scheduling on short rows.
-fn rows_per_task(dim: usize) -> usize {
-    (16384 / dim.max(1)).max(1)
-}
 
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -134,13 +130,6 @@ fn row_stats<T: Float>(row: &[T], eps: f64) -> (T, T) {
     (mean, T::one() / (var + T::from(eps).unwrap()).sqrt())
 }
 
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("layer norm: input must be contiguous"),
-    }
-}
-
 fn ln_forward<T: Float + Send + Sync>(x: &[T], w: &[T], b: &[T], eps: f64) -> Vec<T> {
     let d = w.len();
     let mut out = vec![T::zero(); x.len()];
@@ -224,17 +213,17 @@ impl candle_core::CustomOp3 for LayerNormOp {
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
                 CpuStorage::F32(ln_forward(
-                    contiguous(x, l1)?,
-                    contiguous(w, l2)?,
-                    contiguous(b, l3)?,
+                    contiguous(x, l1, "layer norm")?,
+                    contiguous(w, l2, "layer norm")?,
+                    contiguous(b, l3, "layer norm")?,
                     self.eps,
                 ))
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
                 CpuStorage::F64(ln_forward(
-                    contiguous(x, l1)?,
-                    contiguous(w, l2)?,
-                    contiguous(b, l3)?,
+                    contiguous(x, l1, "layer norm")?,
+                    contiguous(w, l2, "layer norm")?,
+                    contiguous(b, l3, "layer norm")?,
                     self.eps,
                 ))
             }
@@ -293,17 +282,17 @@ impl candle_core::CustomOp3 for LayerNormInputGrad {
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(g)) => {
                 CpuStorage::F32(ln_backward_input(
-                    contiguous(x, l1)?,
-                    contiguous(w, l2)?,
-                    contiguous(g, l3)?,
+                    contiguous(x, l1, "layer norm")?,
+                    contiguous(w, l2, "layer norm")?,
+                    contiguous(g, l3, "layer norm")?,
                     self.eps,
                 ))
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(g)) => {
                 CpuStorage::F64(ln_backward_input(
-                    contiguous(x, l1)?,
-                    contiguous(w, l2)?,
-                    contiguous(g, l3)?,
+                    contiguous(x, l1, "layer norm")?,
+                    contiguous(w, l2, "layer norm")?,
+                    contiguous(g, l3, "layer norm")?,
                     self.eps,
                 ))
             }
@@ -332,14 +321,14 @@ impl candle_core::CustomOp2 for LayerNormAffineGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(ln_backward_affine(
-                contiguous(x, l1)?,
-                contiguous(g, l2)?,
+                contiguous(x, l1, "layer norm")?,
+                contiguous(g, l2, "layer norm")?,
                 self.dim,
                 self.eps,
             )),
             (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(ln_backward_affine(
-                contiguous(x, l1)?,
-                contiguous(g, l2)?,
+                contiguous(x, l1, "layer norm")?,
+                contiguous(g, l2, "layer norm")?,
                 self.dim,
                 self.eps,
             )),

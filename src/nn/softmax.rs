@@ -4,6 +4,7 @@
 //! the analytic backward dx = y * (g - sum(g * y)); elsewhere it is candle's composite (differentiable)
 //! softmax.
 
+use super::cpu_kernel::{contiguous, rows_per_task};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor, D};
 use num_traits::Float;
@@ -21,17 +22,6 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// log-softmax over the last dimension (composite, differentiable, numerically stable).
 pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::log_softmax(x, D::Minus1)
-}
-
-fn rows_per_task(dim: usize) -> usize {
-    (16384 / dim.max(1)).max(1)
-}
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("softmax: input must be contiguous"),
-    }
 }
 
 fn softmax_rows<T: Float + Send + Sync>(x: &[T], d: usize) -> Vec<T> {
@@ -84,8 +74,8 @@ impl candle_core::CustomOp1 for SoftmaxOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = *l.dims().last().unwrap_or(&1);
         let out = match s {
-            CpuStorage::F32(x) => CpuStorage::F32(softmax_rows(contiguous(x, l)?, d)),
-            CpuStorage::F64(x) => CpuStorage::F64(softmax_rows(contiguous(x, l)?, d)),
+            CpuStorage::F32(x) => CpuStorage::F32(softmax_rows(contiguous(x, l, "softmax")?, d)),
+            CpuStorage::F64(x) => CpuStorage::F64(softmax_rows(contiguous(x, l, "softmax")?, d)),
             _ => candle_core::bail!("softmax: unsupported dtype {:?}", s.dtype()),
         };
         Ok((out, l.shape().clone()))
@@ -112,12 +102,16 @@ impl candle_core::CustomOp2 for SoftmaxGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let d = *l1.dims().last().unwrap_or(&1);
         let out = match (s1, s2) {
-            (CpuStorage::F32(y), CpuStorage::F32(g)) => {
-                CpuStorage::F32(softmax_grad_rows(contiguous(y, l1)?, contiguous(g, l2)?, d))
-            }
-            (CpuStorage::F64(y), CpuStorage::F64(g)) => {
-                CpuStorage::F64(softmax_grad_rows(contiguous(y, l1)?, contiguous(g, l2)?, d))
-            }
+            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(softmax_grad_rows(
+                contiguous(y, l1, "softmax")?,
+                contiguous(g, l2, "softmax")?,
+                d,
+            )),
+            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(softmax_grad_rows(
+                contiguous(y, l1, "softmax")?,
+                contiguous(g, l2, "softmax")?,
+                d,
+            )),
             _ => candle_core::bail!("softmax backward: unsupported dtype {:?}", s1.dtype()),
         };
         Ok((out, l1.shape().clone()))

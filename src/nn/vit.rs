@@ -91,7 +91,7 @@ impl Attention {
         let q = (qkv.get(0)? * self.scale)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let attn = softmax_last_dim(&q.matmul(&k.t()?)?)?;
+        let attn = softmax_last_dim(&super::matmul::matmul_nt(&q, &k)?)?;
         let out = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
         let out = self.proj.forward(&out)?;
         Ok((out, want_attn.then_some(attn)))
@@ -128,7 +128,8 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2
+            .forward(&super::gelu::gelu_erf(&self.fc1.forward(x)?)?)
     }
 }
 

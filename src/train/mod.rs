@@ -7,3 +7,4 @@ pub mod optim;
 pub mod param_groups;
 pub mod pretrain;
 pub mod schedule;
+pub mod sgd;

@@ -41,6 +41,20 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
 }
 
+/// Max |x| of a tensor (compared in f64).
+pub fn max_abs(t: &Tensor) -> f64 {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 /// Asserts max |a - b| <= atol.
 #[track_caller]
 pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, atol: f64) {

@@ -3,7 +3,7 @@
 //! bicubically along time when the spectrogram's length differs from the native one.
 
 use super::config::AudioVitConfig;
-use super::encoder::{forward_encoder, pool_patch_tokens, EncoderTrunk, XkdEncoder};
+use super::encoder::{EncoderTrunk, XkdEncoder};
 use crate::nn::init::xavier_uniform;
 use crate::nn::interpolate::resample_bicubic_time;
 use crate::nn::linear::Linear;
@@ -84,23 +84,6 @@ impl AudioViT {
             )
         }
         Ok(pos)
-    }
-
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(forward_encoder(self, x, false, None)?.0)
-    }
-
-    pub fn forward_with_attn(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (tokens, attn) = forward_encoder(self, x, true, None)?;
-        Ok((tokens, attn.expect("attention requested")))
-    }
-
-    pub fn forward_train(&self, x: &Tensor, rng: &mut SeededRng) -> Result<Tensor> {
-        Ok(forward_encoder(self, x, false, Some(rng))?.0)
-    }
-
-    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        pool_patch_tokens(&self.forward(x)?)
     }
 }
 

@@ -23,6 +23,29 @@ pub trait XkdEncoder {
         rng: Option<&mut SeededRng>,
     ) -> Result<(Tensor, Option<Tensor>)>;
     fn embed_dim(&self) -> usize;
+
+    /// All tokens after the final norm [B, 1 + N, D] (evaluation mode).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(forward_encoder(self, x, false, None)?.0)
+    }
+
+    /// Tokens and the last block's post-softmax attention [B, heads, 1 + N, 1 + N].
+    fn forward_with_attn(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        match forward_encoder(self, x, true, None)? {
+            (tokens, Some(attn)) => Ok((tokens, attn)),
+            (_, None) => candle_core::bail!("the encoder has no blocks, so no attention map"),
+        }
+    }
+
+    /// Training-mode forward (drop path drawn from `rng`).
+    fn forward_train(&self, x: &Tensor, rng: &mut SeededRng) -> Result<Tensor> {
+        Ok(forward_encoder(self, x, false, Some(rng))?.0)
+    }
+
+    /// The pooled feature [B, D]: mean of the patch tokens after the final norm, CLS excluded.
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        pool_patch_tokens(&self.forward(x)?)
+    }
 }
 
 #[derive(Debug, Clone)]

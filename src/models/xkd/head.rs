@@ -74,7 +74,7 @@ impl DinoHead {
                     .norm
                     .as_ref()
                     .expect("hidden layers have the shared norm");
-                x = norm.forward(&x)?.gelu_erf()?;
+                x = crate::nn::gelu::gelu_erf(&norm.forward(&x)?)?;
             }
         }
         Ok(x)

@@ -18,6 +18,7 @@ use super::head::DinoHead;
 use super::mae::{random_masking, MaeDecoder, Masking};
 use super::refine::{refine, CrossModalAttnMode};
 use super::video::VideoViT;
+use crate::models::xkd::encoder::XkdEncoder;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::objectives::dino::DinoLoss;

@@ -3,7 +3,7 @@
 //! when the input differs from the native clip.
 
 use super::config::VideoVitConfig;
-use super::encoder::{forward_encoder, pool_patch_tokens, EncoderTrunk, XkdEncoder};
+use super::encoder::{EncoderTrunk, XkdEncoder};
 use crate::nn::init::xavier_uniform;
 use crate::nn::interpolate::resample_trilinear;
 use crate::nn::linear::Linear;
@@ -102,27 +102,6 @@ impl VideoViT {
             )
         }
         Ok(pos)
-    }
-
-    /// All tokens after the final norm [B, 1 + N, D].
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(forward_encoder(self, x, false, None)?.0)
-    }
-
-    /// Tokens and the last block's post-softmax attention [B, heads, 1 + N, 1 + N].
-    pub fn forward_with_attn(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (tokens, attn) = forward_encoder(self, x, true, None)?;
-        Ok((tokens, attn.expect("attention requested")))
-    }
-
-    /// Training-mode forward (drop path drawn from `rng`).
-    pub fn forward_train(&self, x: &Tensor, rng: &mut SeededRng) -> Result<Tensor> {
-        Ok(forward_encoder(self, x, false, Some(rng))?.0)
-    }
-
-    /// The pooled feature [B, D]: mean of the patch tokens, CLS excluded.
-    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        pool_patch_tokens(&self.forward(x)?)
     }
 }
 
