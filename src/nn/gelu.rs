@@ -176,7 +176,11 @@ mod tests {
         let h = 1e-6;
         for i in 0..xs.len() {
             let fd = (GeluScalar::gelu(xs[i] + h) - GeluScalar::gelu(xs[i] - h)) / (2.0 * h) * p[i];
-            assert!((g[i] - fd).abs() < 1e-8, "gradient {} vs finite difference {fd}", g[i]);
+            assert!(
+                (g[i] - fd).abs() < 1e-8,
+                "gradient {} vs finite difference {fd}",
+                g[i]
+            );
         }
         Ok(())
     }

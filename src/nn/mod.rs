@@ -1,5 +1,6 @@
 //! Layers Candle lacks or whose Candle version drops gradients. Everything here is differentiable.
 
+pub mod batch_norm;
 pub mod cpu_kernel;
 pub mod drop_path;
 pub mod dropout;
