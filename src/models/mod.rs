@@ -1,4 +1,5 @@
 //! Model families.
 
+pub mod ccl;
 pub mod classifier;
 pub mod xkd;
