@@ -1,6 +1,7 @@
 //! Layers Candle lacks or whose Candle version drops gradients. Everything here is differentiable.
 
 pub mod batch_norm;
+pub mod conv3d;
 pub mod cpu_kernel;
 pub mod drop_path;
 pub mod dropout;
@@ -11,6 +12,7 @@ pub mod linear;
 pub mod matmul;
 pub mod norm;
 pub mod param_store;
+pub mod pool;
 pub mod rng;
 pub mod softmax;
 pub mod vit;
