@@ -1,6 +1,7 @@
 //! Timing of the hot paths, for side-by-side comparison with PyTorch (scripts/bench_vs_torch.py runs
 //! both in one go and prints the ratios).
 
+use crate::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
 use crate::models::classifier::{VideoClassifier, VideoClassifierConfig};
 use crate::models::xkd::encoder::XkdEncoder;
 use crate::models::xkd::{VideoViT, VideoVitConfig, VitSize};
@@ -91,6 +92,47 @@ pub fn vit_b_video(batches: &[usize], iters: usize, dev: &Device) -> Result<Vec<
         let logits = model.forward_t(&x, Some(&mut rng))?;
         let loss = label_smoothing_ce(&logits, &y, 0.1)?;
         opt.step(&loss.backward()?)?;
+        dev.synchronize()
+    })?);
+    Ok(out)
+}
+
+/// CCL's hot paths: R(2+1)D-18 (51 classes) on [batch, 3, 16, 112, 112], forward (eval) and
+/// forward+backward (training mode), and a 3x3x3 Conv3d 64->64 on [2, 64, 8, 56, 56].
+pub fn ccl(batch: usize, iters: usize, dev: &Device) -> Result<Vec<Timing>> {
+    let mut rng = SeededRng::new(2);
+    let store = ParamStore::new(0, DType::F32, dev);
+    let model = R2Plus1d::new(&R2Plus1dConfig::official(18, 51), store.builder())?;
+    let x = rng.normal((batch, 3, 16, 112, 112), 0.0, 1.0, dev)?;
+    let mut out = vec![time_it(&format!("r2plus1d18_fwd_b{batch}"), iters, || {
+        model.forward_t(&x, false)?;
+        dev.synchronize()
+    })?];
+    out.push(time_it(
+        &format!("r2plus1d18_fwd_bwd_b{batch}"),
+        iters,
+        || {
+            model
+                .forward_t(&x, true)?
+                .logits
+                .sqr()?
+                .mean_all()?
+                .backward()?;
+            dev.synchronize()
+        },
+    )?);
+    let xc = candle_core::Var::from_tensor(&rng.normal((2, 64, 8, 56, 56), 0.0, 1.0, dev)?)?;
+    let w = candle_core::Var::from_tensor(&rng.normal((64, 64, 3, 3, 3), 0.0, 0.05, dev)?)?;
+    let (xd, wd) = (xc.as_detached_tensor(), w.as_detached_tensor());
+    out.push(time_it("conv3d_3x3x3_64_fwd", iters, || {
+        crate::nn::conv3d::conv3d(&xd, &wd, [1, 1, 1], [1, 1, 1])?;
+        dev.synchronize()
+    })?);
+    out.push(time_it("conv3d_3x3x3_64_fwd_bwd", iters, || {
+        crate::nn::conv3d::conv3d(&xc, &w, [1, 1, 1], [1, 1, 1])?
+            .sqr()?
+            .mean_all()?
+            .backward()?;
         dev.synchronize()
     })?);
     Ok(out)

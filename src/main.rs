@@ -65,6 +65,17 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// CCL: R(2+1)D-18 on [B, 3, 16, 112, 112] forward and forward+backward, a 3x3x3 Conv3d.
+    Ccl {
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -97,17 +108,31 @@ fn main() -> Result<()> {
                 );
             }
         }
-        Command::Bench {
-            what:
+        Command::Bench { what } => {
+            let (timings, json) = match what {
                 BenchWhat::Vit {
                     batches,
                     iters,
                     device,
                     json,
-                },
-        } => {
-            let dev = avkd::device::parse_device(&device)?;
-            let timings = avkd::bench::vit_b_video(&batches, iters, &dev)?;
+                } => (
+                    avkd::bench::vit_b_video(
+                        &batches,
+                        iters,
+                        &avkd::device::parse_device(&device)?,
+                    )?,
+                    json,
+                ),
+                BenchWhat::Ccl {
+                    batch,
+                    iters,
+                    device,
+                    json,
+                } => (
+                    avkd::bench::ccl(batch, iters, &avkd::device::parse_device(&device)?)?,
+                    json,
+                ),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&timings)?);
             } else {

@@ -114,6 +114,13 @@ fn layer_norm_composite(
     Ok(y)
 }
 
+/// `F.normalize(x, dim=-1)`: x / max(‖x‖, 1e-12), written as x / sqrt(max(‖x‖², 1e-24)) so that an
+/// all-zero row gets a zero gradient rather than sqrt's 0/0.
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.maximum(1e-24)?.sqrt()?;
+    x.broadcast_div(&norm)
+}
+
 struct LayerNormOp {
     eps: f64,
     affine: bool,

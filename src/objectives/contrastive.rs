@@ -13,20 +13,12 @@
 //! batch gives 0, and both log a warning.
 
 use crate::nn::softmax::softmax_last_dim;
-use candle_core::{bail, DType, Result, Tensor, D};
+use candle_core::{bail, DType, Result, Tensor};
 
 /// Added inside both logarithms (`EPISILON` in the official code).
 const LOG_EPS: f64 = 1e-10;
 
-/// `F.normalize(x, dim=-1)`: x / max(‖x‖, 1e-12).
-///
-/// Written as x / sqrt(max(‖x‖², 1e-24)), which has the same value. The gradient is also the same,
-/// except at an exactly zero row, where this form gives 0 and a clamp after `sqrt` would give NaN
-/// (0/0 in the backward of sqrt).
-pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.maximum(1e-24)?.sqrt()?;
-    x.broadcast_div(&norm)
-}
+use crate::nn::norm::l2_normalize;
 
 /// Reads integer class labels `[n]` (u8, u32 or i64) into a vector.
 pub fn label_values(labels: &Tensor, n: usize, what: &str) -> Result<Vec<i64>> {

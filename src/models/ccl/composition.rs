@@ -9,7 +9,7 @@
 
 use crate::nn::init::torch_linear_default;
 use crate::nn::linear::Linear;
-use crate::objectives::contrastive::l2_normalize;
+use crate::nn::norm::l2_normalize;
 use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 

@@ -7,9 +7,9 @@
 use super::config::DinoHeadConfig;
 use crate::nn::init::trunc_normal;
 use crate::nn::linear::Linear;
-use crate::nn::norm::LayerNorm;
+use crate::nn::norm::{l2_normalize, LayerNorm};
 use crate::nn::weight_norm::WeightNormLinear;
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 #[derive(Debug, Clone)]
@@ -90,14 +90,4 @@ impl Module for DinoHead {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.last_norm.forward(&self.project(&self.bottleneck(x)?)?)
     }
-}
-
-/// `F.normalize(x, dim=-1)`: x / max(||x||, 1e-12).
-pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::INFINITY)?;
-    x.broadcast_div(&norm)
 }
