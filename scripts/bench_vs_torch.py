@@ -6,7 +6,7 @@ ViT-B, qkv without bias, explicit q@k^T / softmax / @v attention, exact GELU, La
 tubelet Rearrange + Linear), times forward, forward+backward and one fine-tune step with the same
 thread count, runs `avkd bench vit --json`, and prints the time ratios avkd / PyTorch.
 
-Usage: python3 scripts/bench_vs_torch.py [--avkd target/release/avkd] [--iters 3] [--batches 1,4]
+Usage: python3 scripts/bench_vs_torch.py [--suite vit|ccl] [--avkd target/release/avkd] [--iters 3] [--batches 1,4]
 """
 import argparse, json, math, os, statistics, subprocess, sys, time
 
@@ -67,6 +67,69 @@ class VideoViT(nn.Module):
         return self.head(F.dropout(feats, 0.5, self.training)) if self.head is not None else feats
 
 
+class STConv(nn.Module):
+    """CCL's SpatioTemporalConv: (1,k,k) conv -> BN -> ReLU -> (k,1,1) conv, no biases."""
+
+    def __init__(self, cin, cout, k, s, p):
+        super().__init__()
+        m = (k[0] * k[1] * k[2] * cin * cout) // (k[1] * k[2] * cin + k[0] * cout)
+        self.spatial = nn.Conv3d(cin, m, (1, k[1], k[2]), (1, s[1], s[2]), (0, p[1], p[2]), bias=False)
+        self.bn = nn.BatchNorm3d(m)
+        self.temporal = nn.Conv3d(m, cout, (k[0], 1, 1), (s[0], 1, 1), (p[0], 0, 0), bias=False)
+
+    def forward(self, x):
+        return self.temporal(F.relu(self.bn(self.spatial(x))))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout, down):
+        super().__init__()
+        s = (2, 2, 2) if down else (1, 1, 1)
+        self.conv1, self.bn1 = STConv(cin, cout, (3, 3, 3), s, (1, 1, 1)), nn.BatchNorm3d(cout)
+        self.conv2, self.bn2 = STConv(cout, cout, (3, 3, 3), (1, 1, 1), (1, 1, 1)), nn.BatchNorm3d(cout)
+        self.down = nn.Sequential(STConv(cin, cout, (1, 1, 1), (2, 2, 2), (0, 0, 0)), nn.BatchNorm3d(cout)) if down else None
+
+    def forward(self, x):
+        r = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu((self.down(x) if self.down is not None else x) + r)
+
+
+class R2Plus1D18(nn.Module):
+    """The official CCL student: one block per stage, no stem max-pool."""
+
+    def __init__(self, classes=51):
+        super().__init__()
+        self.stem = nn.Sequential(STConv(3, 64, (3, 7, 7), (1, 2, 2), (1, 3, 3)), nn.BatchNorm3d(64), nn.ReLU())
+        self.stages = nn.Sequential(ResBlock(64, 64, False), ResBlock(64, 128, True), ResBlock(128, 256, True), ResBlock(256, 512, True))
+        self.linear = nn.Linear(512, classes)
+
+    def forward(self, x):
+        return self.linear(F.adaptive_avg_pool3d(self.stages(self.stem(x)), 1).flatten(1))
+
+
+def ccl_timings(batch, iters):
+    torch.manual_seed(0)
+    out = {}
+    model = R2Plus1D18()
+    x = torch.randn(batch, 3, 16, 112, 112)
+    model.eval()
+    with torch.no_grad():
+        out[f"r2plus1d18_fwd_b{batch}"] = time_it(lambda: model(x), iters)
+    model.train()
+
+    def fwd_bwd():
+        model.zero_grad(set_to_none=True)
+        model(x).pow(2).mean().backward()
+
+    out[f"r2plus1d18_fwd_bwd_b{batch}"] = time_it(fwd_bwd, iters)
+    xc, w = torch.randn(2, 64, 8, 56, 56), (torch.randn(64, 64, 3, 3, 3) * 0.05)
+    with torch.no_grad():
+        out["conv3d_3x3x3_64_fwd"] = time_it(lambda: F.conv3d(xc, w, padding=1), iters)
+    xg, wg = xc.clone().requires_grad_(), w.clone().requires_grad_()
+    out["conv3d_3x3x3_64_fwd_bwd"] = time_it(lambda: F.conv3d(xg, wg, padding=1).pow(2).mean().backward(), iters)
+    return out
+
+
 def time_it(fn, iters):
     fn()
     samples = []
@@ -114,16 +177,21 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--suite", choices=["vit", "ccl"], default="vit", help="vit: XKD's ViT-B; ccl: R(2+1)D-18 and Conv3d")
+    ap.add_argument("--ccl-batch", type=int, default=8)
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     torch.set_num_threads(args.threads)
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    cmd = [args.avkd, "bench", "vit", "--iters", str(args.iters), "--batches", args.batches, "--json"]
+    if args.suite == "vit":
+        cmd = [args.avkd, "bench", "vit", "--iters", str(args.iters), "--batches", args.batches, "--json"]
+    else:
+        cmd = [args.avkd, "bench", "ccl", "--iters", str(args.iters), "--batch", str(args.ccl_batch), "--json"]
     print("running:", " ".join(cmd), file=sys.stderr)
     avkd = {t["name"]: t for t in json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)}
     print(f"running PyTorch {torch.__version__} ({args.threads} threads)", file=sys.stderr)
-    ref = torch_timings(batches, args.iters)
+    ref = torch_timings(batches, args.iters) if args.suite == "vit" else ccl_timings(args.ccl_batch, args.iters)
     rows = []
     print(f"{'benchmark':28} {'avkd (s)':>10} {'torch (s)':>10} {'ratio':>7}")
     for name, t in ref.items():

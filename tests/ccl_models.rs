@@ -173,7 +173,8 @@ fn resnet34_teacher_matches_official() {
     )
     .unwrap();
     let x = get(&io, "x");
-    // layer4 values reach 12.6; f32 accumulation through 34 layers leaves ~2e-6 relative.
+    // Values reach 12.6 (layer4) and 6.1 (feature); f32 accumulation through 34 layers leaves ~2e-6
+    // relative, so the 1e-4 absolute bound applies.
     assert_close(
         "stage_layer4",
         &model.feature_map_t(x, false).unwrap(),
@@ -184,12 +185,12 @@ fn resnet34_teacher_matches_official() {
         "feature",
         &model.features(x).unwrap(),
         get(&io, "feature"),
-        1e-5,
+        1e-4,
     );
     assert_close(
         "fc_logits",
         &model.logits(x).unwrap(),
         get(&io, "fc_logits"),
-        1e-5,
+        1e-4,
     );
 }

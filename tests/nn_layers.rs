@@ -151,6 +151,53 @@ fn conv3d_matches_direct_convolution_and_finite_differences() {
 }
 
 #[test]
+fn conv2d_gradients_match_finite_differences_with_odd_sizes_and_strides() {
+    let mut rng = SeededRng::new(6);
+    for (xs, ws, s, p) in [
+        ([2, 3, 7, 5], [4, 3, 3, 3], 2, 1),
+        ([1, 2, 9, 9], [3, 2, 7, 7], 2, 3),
+        ([3, 4, 5, 7], [2, 4, 1, 1], 2, 0),
+    ] {
+        // f32 kernel: check in f32 with a step and tolerance to match.
+        let x = Var::from_tensor(&randn(&mut rng, &xs).to_dtype(DType::F32).unwrap()).unwrap();
+        let w = Var::from_tensor(&randn(&mut rng, &ws).to_dtype(DType::F32).unwrap()).unwrap();
+        let y = avkd::nn::conv2d::conv2d(&x, &w, s, p).unwrap();
+        let probe = randn(&mut rng, y.dims()).to_dtype(DType::F32).unwrap();
+        let grads = (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for var in [&x, &w] {
+            let g = grads.get(var).unwrap();
+            assert_eq!(g.dims(), var.dims());
+            let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let base = var.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for k in 0..5 {
+                let i = (k * 7919) % base.len();
+                let eval = |d: f32| {
+                    let mut v = base.clone();
+                    v[i] += d;
+                    var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+                        .unwrap();
+                    let l = (avkd::nn::conv2d::conv2d(&x, &w, s, p).unwrap() * &probe)
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    var.set(&Tensor::from_vec(base.clone(), var.shape(), &Device::Cpu).unwrap())
+                        .unwrap();
+                    l as f64
+                };
+                let fd = (eval(1e-2) - eval(-1e-2)) / 2e-2;
+                assert!(
+                    (g[i] as f64 - fd).abs() < 1e-2 * (1.0 + fd.abs()),
+                    "element {i}: autograd {} vs finite difference {fd}",
+                    g[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn factorised_convs_equal_conv3d_and_have_correct_gradients() {
     let mut rng = SeededRng::new(2);
     let x = Var::from_tensor(&randn(&mut rng, &[2, 3, 6, 7, 7])).unwrap();

@@ -8,6 +8,7 @@
 //! taps and does one batched matmul. Candle's conv1d is avoided on purpose (its weight gradient is
 //! wrong for batch > 1 on the CPU).
 
+use super::conv2d::conv2d;
 use candle_core::{Result, Tensor, D};
 
 /// Picks frames `start, start + step, ...` (`n` of them) along `dim`.
@@ -55,7 +56,7 @@ pub fn conv3d(x: &Tensor, w: &Tensor, stride: [usize; 3], padding: [usize; 3]) -
         .permute(vec![0, 3, 2, 1, 4, 5])?
         .reshape((b * t_out, kt * c, h, wd))?;
     let wf = w.permute((0, 2, 1, 3, 4))?.reshape((o, kt * c, kh, kw))?;
-    let y = folded.conv2d(&wf, padding[1], stride[1], 1, 1)?;
+    let y = conv2d(&folded, &wf, stride[1], padding[1])?;
     let (_, _, ho, wo) = y.dims4()?;
     y.reshape((b, t_out, o, ho, wo))?
         .permute((0, 2, 1, 3, 4))?
@@ -71,7 +72,7 @@ pub fn spatial_conv(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Re
             w.dims()
         )
     }
-    x.conv2d(&w.reshape((o, c, kh, kw))?, padding, stride, 1, 1)
+    conv2d(x, &w.reshape((o, c, kh, kw))?, stride, padding)
 }
 
 /// A (kt, 1, 1) convolution of frame-batched activations x [B·T, C, H, W] (B clips of `t` frames)

@@ -1,6 +1,7 @@
 //! Layers Candle lacks or whose Candle version drops gradients. Everything here is differentiable.
 
 pub mod batch_norm;
+pub mod conv2d;
 pub mod conv3d;
 pub mod cpu_kernel;
 pub mod drop_path;

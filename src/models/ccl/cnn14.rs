@@ -9,6 +9,7 @@
 
 use super::audio_frontend::LogMelFrontend;
 use crate::nn::batch_norm::BatchNorm;
+use crate::nn::conv2d::conv2d;
 use crate::nn::init::xavier_uniform;
 use crate::nn::linear::Linear;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
@@ -135,13 +136,9 @@ impl ConvBlock {
 
     /// `pool` is the square average-pool size (2 for blocks 1–5, 1 for block 6).
     fn forward(&self, x: &Tensor, pool: usize) -> Result<Tensor> {
-        let x = self
-            .bn1
-            .forward_t(&x.conv2d(&self.conv1, 1, 1, 1, 1)?, false)?;
+        let x = self.bn1.forward_t(&conv2d(&x, &self.conv1, 1, 1)?, false)?;
         let x = x.relu()?;
-        let x = self
-            .bn2
-            .forward_t(&x.conv2d(&self.conv2, 1, 1, 1, 1)?, false)?;
+        let x = self.bn2.forward_t(&conv2d(&x, &self.conv2, 1, 1)?, false)?;
         let x = x.relu()?;
         if pool == 1 {
             Ok(x)
