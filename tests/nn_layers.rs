@@ -198,6 +198,47 @@ fn conv2d_gradients_match_finite_differences_with_odd_sizes_and_strides() {
 }
 
 #[test]
+fn native_f32_conv3d_matches_the_f64_path_in_value_and_gradient() {
+    // f32 on the CPU takes the native 3-D im2col/gemm kernels; f64 takes the fold through conv2d,
+    // which the finite-difference test above validates.
+    let mut rng = SeededRng::new(7);
+    for (xs, ws, s, p) in [
+        ([2, 3, 5, 6, 7], [4, 3, 3, 3, 3], [1, 1, 1], [1, 1, 1]),
+        ([1, 2, 7, 9, 9], [3, 2, 3, 5, 5], [2, 2, 2], [1, 2, 2]),
+        ([2, 4, 4, 5, 5], [2, 4, 1, 1, 1], [2, 2, 2], [0, 0, 0]),
+    ] {
+        let x64 = Var::from_tensor(&randn(&mut rng, &xs)).unwrap();
+        let w64 = Var::from_tensor(&randn(&mut rng, &ws)).unwrap();
+        let x32 = Var::from_tensor(&x64.to_dtype(DType::F32).unwrap()).unwrap();
+        let w32 = Var::from_tensor(&w64.to_dtype(DType::F32).unwrap()).unwrap();
+        let y64 = conv3d(&x64, &w64, s, p).unwrap();
+        let y32 = conv3d(&x32, &w32, s, p).unwrap();
+        let probe = randn(&mut rng, y64.dims());
+        assert!(common::max_abs_diff(&y32, &y64) < 1e-4 * (1.0 + common::max_abs(&y64)));
+        let g64 = (y64 * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g32 = (y32 * probe.to_dtype(DType::F32).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (a, b) in [(&x32, &x64), (&w32, &w64)] {
+            let (ga, gb) = (g32.get(a).unwrap(), g64.get(b).unwrap());
+            assert_eq!(ga.dims(), gb.dims());
+            assert!(
+                common::max_abs_diff(ga, gb) < 1e-4 * (1.0 + common::max_abs(gb)),
+                "gradient mismatch for {xs:?} {ws:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn factorised_convs_equal_conv3d_and_have_correct_gradients() {
     let mut rng = SeededRng::new(2);
     let x = Var::from_tensor(&randn(&mut rng, &[2, 3, 6, 7, 7])).unwrap();

@@ -1,8 +1,9 @@
 //! 3-D convolution, which Candle lacks, built from conv2d and matmul so that it runs (and trains) on
 //! every device.
 //!
-//! [`conv3d`] is the general form: the kt temporal taps are stacked into the channel axis and one
-//! conv2d does the rest ("fold"); its gradients are conv2d's. R(2+1)D only needs the two factors of a
+//! [`conv3d`] is the general form: on the CPU a native 3-D im2col + gemm (see [`super::conv2d`]);
+//! elsewhere the kt temporal taps are stacked into the channel axis and one conv2d does the rest
+//! ("fold"), so its gradients are conv2d's. R(2+1)D only needs the two factors of a
 //! (2+1)D convolution, and keeps its activations frame-batched ([B·T, C, H, W]) so that neither needs
 //! a layout change: [`spatial_conv`] (1×kh×kw) is a plain conv2d, [`temporal_conv`] (kt×1×1) gathers the
 //! taps and does one batched matmul. Candle's conv1d is avoided on purpose (its weight gradient is
@@ -46,6 +47,9 @@ pub fn conv3d(x: &Tensor, w: &Tensor, stride: [usize; 3], padding: [usize; 3]) -
         )
     }
     let t_out = out_size(t, kt, stride[0], padding[0], "time")?;
+    if super::conv2d::fast_path(x, w) {
+        return super::conv2d::conv_gemm(x, w, stride, padding);
+    }
     let xp = x.pad_with_zeros(2, padding[0], padding[0])?;
     let taps = (0..kt)
         .map(|i| strided(&xp, 2, i, stride[0], t_out))
