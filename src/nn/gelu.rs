@@ -4,8 +4,7 @@
 //! activation); in a ViT-B block at 1.5k tokens it cost 8x the forward. Here the derivative
 //! Φ(x) + x·φ(x) is one pass. Other devices use candle's `gelu_erf`.
 
-use super::cpu_kernel::contiguous;
-use candle_core::backend::BackendStorage;
+use super::cpu_kernel::{float_op1, float_op2};
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -88,11 +87,7 @@ impl candle_core::CustomOp1 for GeluOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = match s {
-            CpuStorage::F32(x) => CpuStorage::F32(forward(contiguous(x, l, "gelu")?)),
-            CpuStorage::F64(x) => CpuStorage::F64(forward(contiguous(x, l, "gelu")?)),
-            _ => candle_core::bail!("gelu: unsupported dtype {:?}", s.dtype()),
-        };
+        let out = float_op1(s, l, "gelu", forward, forward)?;
         Ok((out, l.shape().clone()))
     }
 
@@ -115,17 +110,7 @@ impl candle_core::CustomOp2 for GeluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(backward(
-                contiguous(x, l1, "gelu")?,
-                contiguous(g, l2, "gelu")?,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(backward(
-                contiguous(x, l1, "gelu")?,
-                contiguous(g, l2, "gelu")?,
-            )),
-            _ => candle_core::bail!("gelu backward: unsupported dtype {:?}", s1.dtype()),
-        };
+        let out = float_op2((s1, l1), (s2, l2), "gelu backward", backward, backward)?;
         Ok((out, l1.shape().clone()))
     }
 }

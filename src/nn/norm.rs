@@ -4,8 +4,7 @@
 //! op, so parameters before them silently get no gradient. Here the CPU path is a fused kernel with an
 //! analytic backward, and other devices use composite candle ops, which are differentiable.
 
-use super::cpu_kernel::{contiguous, rows_per_task};
-use candle_core::backend::BackendStorage;
+use super::cpu_kernel::{float_op2, float_op3, rows_per_task};
 use candle_core::{CpuStorage, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use num_traits::Float;
@@ -217,25 +216,15 @@ impl candle_core::CustomOp3 for LayerNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                CpuStorage::F32(ln_forward(
-                    contiguous(x, l1, "layer norm")?,
-                    contiguous(w, l2, "layer norm")?,
-                    contiguous(b, l3, "layer norm")?,
-                    self.eps,
-                ))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                CpuStorage::F64(ln_forward(
-                    contiguous(x, l1, "layer norm")?,
-                    contiguous(w, l2, "layer norm")?,
-                    contiguous(b, l3, "layer norm")?,
-                    self.eps,
-                ))
-            }
-            _ => candle_core::bail!("layer norm: unsupported dtype {:?}", s1.dtype()),
-        };
+        let eps = self.eps;
+        let out = float_op3(
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            "layer norm",
+            |x, w, b| ln_forward(x, w, b, eps),
+            |x, w, b| ln_forward(x, w, b, eps),
+        )?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -286,25 +275,15 @@ impl candle_core::CustomOp3 for LayerNormInputGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(g)) => {
-                CpuStorage::F32(ln_backward_input(
-                    contiguous(x, l1, "layer norm")?,
-                    contiguous(w, l2, "layer norm")?,
-                    contiguous(g, l3, "layer norm")?,
-                    self.eps,
-                ))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(g)) => {
-                CpuStorage::F64(ln_backward_input(
-                    contiguous(x, l1, "layer norm")?,
-                    contiguous(w, l2, "layer norm")?,
-                    contiguous(g, l3, "layer norm")?,
-                    self.eps,
-                ))
-            }
-            _ => candle_core::bail!("layer norm backward: unsupported dtype {:?}", s1.dtype()),
-        };
+        let eps = self.eps;
+        let out = float_op3(
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            "layer norm backward",
+            |x, w, g| ln_backward_input(x, w, g, eps),
+            |x, w, g| ln_backward_input(x, w, g, eps),
+        )?;
         Ok((out, l1.shape().clone()))
     }
 }
@@ -326,21 +305,14 @@ impl candle_core::CustomOp2 for LayerNormAffineGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(ln_backward_affine(
-                contiguous(x, l1, "layer norm")?,
-                contiguous(g, l2, "layer norm")?,
-                self.dim,
-                self.eps,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(ln_backward_affine(
-                contiguous(x, l1, "layer norm")?,
-                contiguous(g, l2, "layer norm")?,
-                self.dim,
-                self.eps,
-            )),
-            _ => candle_core::bail!("layer norm backward: unsupported dtype {:?}", s1.dtype()),
-        };
+        let (eps, dim) = (self.eps, self.dim);
+        let out = float_op2(
+            (s1, l1),
+            (s2, l2),
+            "layer norm backward",
+            |x, g| ln_backward_affine(x, g, dim, eps),
+            |x, g| ln_backward_affine(x, g, dim, eps),
+        )?;
         Ok((out, Shape::from(2 * self.dim)))
     }
 }

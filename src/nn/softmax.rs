@@ -4,8 +4,7 @@
 //! the analytic backward dx = y * (g - sum(g * y)); elsewhere it is candle's composite (differentiable)
 //! softmax.
 
-use super::cpu_kernel::{contiguous, rows_per_task};
-use candle_core::backend::BackendStorage;
+use super::cpu_kernel::{float_op1, float_op2, rows_per_task};
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor, D};
 use num_traits::Float;
 use rayon::prelude::*;
@@ -73,11 +72,13 @@ impl candle_core::CustomOp1 for SoftmaxOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = *l.dims().last().unwrap_or(&1);
-        let out = match s {
-            CpuStorage::F32(x) => CpuStorage::F32(softmax_rows(contiguous(x, l, "softmax")?, d)),
-            CpuStorage::F64(x) => CpuStorage::F64(softmax_rows(contiguous(x, l, "softmax")?, d)),
-            _ => candle_core::bail!("softmax: unsupported dtype {:?}", s.dtype()),
-        };
+        let out = float_op1(
+            s,
+            l,
+            "softmax",
+            |x| softmax_rows(x, d),
+            |x| softmax_rows(x, d),
+        )?;
         Ok((out, l.shape().clone()))
     }
 
@@ -101,19 +102,13 @@ impl candle_core::CustomOp2 for SoftmaxGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = *l1.dims().last().unwrap_or(&1);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(softmax_grad_rows(
-                contiguous(y, l1, "softmax")?,
-                contiguous(g, l2, "softmax")?,
-                d,
-            )),
-            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(softmax_grad_rows(
-                contiguous(y, l1, "softmax")?,
-                contiguous(g, l2, "softmax")?,
-                d,
-            )),
-            _ => candle_core::bail!("softmax backward: unsupported dtype {:?}", s1.dtype()),
-        };
+        let out = float_op2(
+            (s1, l1),
+            (s2, l2),
+            "softmax backward",
+            |y, g| softmax_grad_rows(y, g, d),
+            |y, g| softmax_grad_rows(y, g, d),
+        )?;
         Ok((out, l1.shape().clone()))
     }
 }

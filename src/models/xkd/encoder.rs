@@ -1,7 +1,8 @@
 //! What the video and audio encoders share: the CLS token, the learned positional embedding, the
 //! transformer blocks and the final norm (XKD's `VideoViT`/`AudioViT` minus their tokenisers).
 
-use crate::nn::init::trunc_normal;
+use crate::nn::init::{trunc_normal, xavier_uniform};
+use crate::nn::linear::Linear;
 use crate::nn::norm::LayerNorm;
 use crate::nn::rng::SeededRng;
 use crate::nn::vit::{Transformer, TransformerConfig};
@@ -50,6 +51,8 @@ pub trait XkdEncoder {
 
 #[derive(Debug, Clone)]
 pub struct EncoderTrunk {
+    /// The tokeniser's projection (`patch_embed.proj`): flattened patch -> embedding.
+    pub(crate) patch_embed: Linear,
     pub(crate) cls_token: Tensor,
     pub(crate) pos_embed: Tensor,
     pub(crate) blocks: Transformer,
@@ -57,16 +60,27 @@ pub struct EncoderTrunk {
 }
 
 impl EncoderTrunk {
-    /// Builds `cls_token`, `pos_embed` [1, 1 + num_patches, D] and `norm` under `vb`; the blocks come
-    /// from `blocks_vb` (the same builder for a plain encoder, a shared prefix for XKD-MAS/MATS).
+    /// Builds `patch_embed.proj` (patch_dim -> D), `cls_token`, `pos_embed` [1, 1 + num_patches, D]
+    /// and `norm` under `vb`; the blocks come from `blocks_vb` (the same builder for a plain encoder,
+    /// a shared prefix for XKD-MAS/MATS).
     pub fn new(
         cfg: &TransformerConfig,
         num_patches: usize,
+        patch_dim: usize,
         vb: VarBuilder,
         blocks_vb: VarBuilder,
     ) -> Result<Self> {
         let d = cfg.embed_dim;
+        let proj = vb.pp("patch_embed").pp("proj");
         Ok(Self {
+            patch_embed: Linear::new(
+                patch_dim,
+                d,
+                true,
+                xavier_uniform(patch_dim, d),
+                candle_nn::Init::Const(0.),
+                proj,
+            )?,
             cls_token: vb.get_with_hints(
                 (1, 1, d),
                 "cls_token",

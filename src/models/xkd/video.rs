@@ -4,7 +4,6 @@
 
 use super::config::VideoVitConfig;
 use super::encoder::{EncoderTrunk, XkdEncoder};
-use crate::nn::init::xavier_uniform;
 use crate::nn::interpolate::resample_trilinear;
 use crate::nn::linear::Linear;
 use crate::nn::rng::SeededRng;
@@ -13,7 +12,6 @@ use candle_nn::VarBuilder;
 
 #[derive(Debug, Clone)]
 pub struct VideoViT {
-    patch_embed: Linear,
     trunk: EncoderTrunk,
     cfg: VideoVitConfig,
 }
@@ -29,26 +27,21 @@ impl VideoViT {
         vb: VarBuilder,
         blocks_vb: VarBuilder,
     ) -> Result<Self> {
-        let d = cfg.transformer.embed_dim;
-        let pd = cfg.patch_dim();
-        let patch_embed = Linear::new(
-            pd,
-            d,
-            true,
-            xavier_uniform(pd, d),
-            candle_nn::Init::Const(0.),
-            vb.pp("patch_embed").pp("proj"),
+        let trunk = EncoderTrunk::new(
+            &cfg.transformer,
+            cfg.num_patches(),
+            cfg.patch_dim(),
+            vb,
+            blocks_vb,
         )?;
-        let trunk = EncoderTrunk::new(&cfg.transformer, cfg.num_patches(), vb, blocks_vb)?;
         Ok(Self {
-            patch_embed,
             trunk,
             cfg: cfg.clone(),
         })
     }
 
     pub fn patch_embed(&self) -> &Linear {
-        &self.patch_embed
+        &self.trunk.patch_embed
     }
 
     pub fn config(&self) -> &VideoVitConfig {
@@ -119,7 +112,7 @@ impl XkdEncoder for VideoViT {
 
     fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let pos = self.pos_embed_for(self.grid_of(x)?)?;
-        let patches = self.patch_embed.forward(&self.patchify(x)?)?;
+        let patches = self.trunk.patch_embed.forward(&self.patchify(x)?)?;
         self.trunk.add_pos(&patches, &pos)
     }
 
