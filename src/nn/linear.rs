@@ -46,15 +46,21 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();
-        let in_dim = *dims.last().unwrap_or(&0);
+        let in_dim = match dims.last() {
+            Some(&d) if d == self.weight.dim(1)? => d,
+            _ => candle_core::bail!(
+                "linear layer over {} features got input of shape {dims:?}",
+                self.weight.dim(1)?
+            ),
+        };
         let rows = x.elem_count() / in_dim.max(1);
         let y = super::matmul::matmul_nt(&x.reshape((rows, in_dim))?, &self.weight)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().unwrap() = self.weight.dim(0)?;
+        let mut out_dims = dims[..dims.len() - 1].to_vec();
+        out_dims.push(self.weight.dim(0)?);
         y.reshape(out_dims)
     }
 }

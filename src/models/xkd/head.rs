@@ -69,11 +69,8 @@ impl DinoHead {
         let last = self.linears.len() - 1;
         for (i, linear) in self.linears.iter().enumerate() {
             x = linear.forward(&x)?;
-            if i < last {
-                let norm = self
-                    .norm
-                    .as_ref()
-                    .expect("hidden layers have the shared norm");
+            // Every hidden layer (all but the last) is followed by the shared norm and GELU.
+            if let (true, Some(norm)) = (i < last, &self.norm) {
                 x = crate::nn::gelu::gelu_erf(&norm.forward(&x)?)?;
             }
         }
