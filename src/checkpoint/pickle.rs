@@ -20,6 +20,7 @@ pub const ALLOWED_GLOBALS: &[(&str, &str)] = &[
     ("collections", "OrderedDict"),
     ("collections", "Counter"),
     ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor"),
     ("torch._utils", "_rebuild_parameter"),
     ("torch._utils", "_rebuild_parameter_with_state"),
     ("torch", "FloatStorage"),
@@ -127,8 +128,14 @@ pub struct TensorRef {
 }
 
 impl TensorRef {
+    /// Number of elements (saturating: shapes come from the file).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
+    }
+
+    /// Element type as stored in the file (see `pth` for the candle dtype it becomes).
+    pub fn dtype(&self) -> StorageDtype {
+        self.storage.dtype
     }
 }
 
@@ -759,7 +766,10 @@ fn call(callable: Value, args: Vec<Value>, at: u64) -> PResult<Value> {
             }
             Some(_) => invalid(format!("{name} at byte {at}: unexpected arguments")),
         },
-        ("torch._utils", "_rebuild_tensor_v2") => rebuild_tensor(args, at),
+        // v1 (torch < 0.4) takes the same first four arguments.
+        ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
+            rebuild_tensor(args, at)
+        }
         ("torch._utils", "_rebuild_parameter")
         | ("torch._utils", "_rebuild_parameter_with_state") => {
             // (data, requires_grad, backward_hooks[, state]): the parameter is its data.
@@ -817,21 +827,21 @@ fn int_tuple(v: &Value, what: &str, at: u64) -> PResult<Vec<usize>> {
 
 /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`.
 fn rebuild_tensor(args: Vec<Value>, at: u64) -> PResult<Value> {
-    if args.len() < 4 {
+    let [storage, offset, size, stride, ..] = args.as_slice() else {
         return invalid(format!(
             "_rebuild_tensor_v2 at byte {at} has {} arguments",
             args.len()
         ));
-    }
-    let Value::Storage(storage) = &args[0] else {
+    };
+    let Value::Storage(storage) = storage else {
         return invalid(format!(
             "_rebuild_tensor_v2 at byte {at}: first argument is a {}, not a storage",
-            args[0].kind()
+            storage.kind()
         ));
     };
-    let offset = non_negative(&args[1], "storage offset", at)?;
-    let shape = int_tuple(&args[2], "tensor size", at)?;
-    let stride = int_tuple(&args[3], "tensor stride", at)?;
+    let offset = non_negative(offset, "storage offset", at)?;
+    let shape = int_tuple(size, "tensor size", at)?;
+    let stride = int_tuple(stride, "tensor stride", at)?;
     if shape.len() != stride.len() {
         return invalid(format!(
             "_rebuild_tensor_v2 at byte {at}: size {shape:?} and stride {stride:?} differ in rank"
@@ -886,17 +896,12 @@ fn pairs(items: Vec<Value>, what: &str) -> PResult<Vec<(Value, Value)>> {
     Ok(out)
 }
 
-/// SETITEM(S) on the dict (or Namespace-like object) on top of the stack. A repeated key replaces
-/// the value in place, as in Python.
+/// SETITEM(S) on the dict on top of the stack. Keys are appended without a duplicate check: a
+/// pickled dict cannot hold a key twice, and checking would make crafted files quadratic.
 fn set_items(stack: &mut [Item], items: Vec<(Value, Value)>, at: u64) -> PResult<()> {
     match stack.last_mut() {
         Some(Item::Value(Value::Dict(d))) => {
-            for (k, v) in items {
-                match d.iter_mut().find(|(ek, _)| *ek == k) {
-                    Some(slot) => slot.1 = v,
-                    None => d.push((k, v)),
-                }
-            }
+            d.extend(items);
             Ok(())
         }
         _ => invalid(format!("SETITEM at byte {at} without a dict")),

@@ -200,7 +200,7 @@ fn zip_directory(path: &Path, file: &mut File, file_len: u64) -> Result<Vec<(Str
         if cd.get(pos..pos + 4) != Some(b"PK\x01\x02") {
             return Err(corrupt("bad central directory entry"));
         }
-        let h = |off: usize| pos.checked_add(off).unwrap_or(usize::MAX);
+        let h = |off: usize| pos.saturating_add(off);
         let bad = || corrupt("short central directory entry");
         let method = u16_at(&cd, h(10)).ok_or_else(bad)?;
         let mut compressed = u32_at(&cd, h(20)).ok_or_else(bad)? as u64;
@@ -287,33 +287,37 @@ fn storage_from_pid(pid: Value) -> std::result::Result<Value, PickleError> {
     let Value::Tuple(items) = pid else {
         return Err(bad("is not a tuple"));
     };
-    if items.first().and_then(Value::as_str) != Some("storage") || items.len() < 5 {
+    let [tag, storage_type, key, _location, numel, rest @ ..] = items.as_slice() else {
+        return Err(bad("is not a storage"));
+    };
+    if tag.as_str() != Some("storage") {
         return Err(bad("is not a storage"));
     }
-    let dtype = match &items[1] {
+    let dtype = match storage_type {
         Value::Global(m, n) if m == "torch" => StorageDtype::from_storage_name(n),
         _ => None,
     }
     .ok_or_else(|| bad("names no known storage type"))?;
-    let key = match &items[2] {
+    let key = match key {
         Value::Str(s) => s.clone(),
         Value::Int(i) => i.to_string(),
         _ => return Err(bad("has no storage key")),
     };
-    let numel = items[4]
-        .as_int()
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| bad("has a bad element count"))?;
+    let count = |v: &Value, why: &str| {
+        v.as_int()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| bad(why))
+    };
+    let numel = count(numel, "has a bad element count")?;
     // Legacy views: (view_key, offset, view_size) into the root storage, in elements.
-    let (offset, numel) = match items.get(5) {
-        Some(Value::Tuple(v)) if v.len() == 3 => (
-            v[1].as_int()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| bad("has a bad view offset"))?,
-            v[2].as_int()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| bad("has a bad view size"))?,
-        ),
+    let (offset, numel) = match rest.first() {
+        Some(Value::Tuple(v)) => match v.as_slice() {
+            [_, offset, size] => (
+                count(offset, "has a bad view offset")?,
+                count(size, "has a bad view size")?,
+            ),
+            _ => return Err(bad("has malformed view metadata")),
+        },
         _ => (0, numel),
     };
     Ok(Value::Storage(StorageRef {
