@@ -3,4 +3,5 @@
 pub mod convert;
 pub mod export;
 pub mod keymap;
+pub mod pickle;
 pub mod pth;
