@@ -44,6 +44,15 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// What a checkpoint holds: tensors (names, dtypes, shapes), parameter count, metadata and the
+    /// scalar entries of PyTorch checkpoints. For .pth/.pth.tar (zip or legacy), .safetensors and
+    /// avkd model folders; no tensor data is loaded.
+    Inspect {
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -78,6 +87,15 @@ enum BenchWhat {
     },
 }
 
+/// Writes to stdout; a closed pipe (`avkd inspect x | head`) ends the output quietly.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn main() -> Result<()> {
     keep_freed_memory();
     tracing_subscriber::fmt()
@@ -106,6 +124,14 @@ fn main() -> Result<()> {
                     r.probe_reloaded,
                     r.probe_after
                 );
+            }
+        }
+        Command::Inspect { file, json } => {
+            let info = avkd::checkpoint::inspect::inspect(&file)?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&info)?))?;
+            } else {
+                emit(&info.to_string())?;
             }
         }
         Command::Bench { what } => {

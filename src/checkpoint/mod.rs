@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod export;
+pub mod inspect;
 pub mod keymap;
 pub mod pickle;
 pub mod pth;
