@@ -5,4 +5,8 @@ pub mod export;
 pub mod inspect;
 pub mod keymap;
 pub mod pickle;
+pub mod pickle_globals;
+pub mod pickle_value;
 pub mod pth;
+pub mod storage_tensor;
+pub mod zip_archive;

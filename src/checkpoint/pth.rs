@@ -17,7 +17,9 @@
 
 use super::pickle::{self, PickleError};
 pub use super::pickle::{StorageDtype, StorageRef, TensorRef, Value};
-use candle_core::{DType, Device, Result, Tensor};
+use super::storage_tensor::{gather, is_row_major, to_tensor};
+use super::zip_archive::{read_at, u64_at, zip_directory, zip_span, Span};
+use candle_core::{Result, Tensor};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -28,13 +30,6 @@ use std::path::{Path, PathBuf};
 pub enum Format {
     Zip,
     Legacy,
-}
-
-/// Where a storage's bytes lie in the file.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    offset: u64,
-    len: u64,
 }
 
 /// A parsed checkpoint: the whole object tree plus where each storage lives. Tensors are read from
@@ -49,7 +44,7 @@ pub struct Checkpoint {
     file_len: u64,
 }
 
-fn msg(s: String) -> candle_core::Error {
+pub(super) fn msg(s: String) -> candle_core::Error {
     candle_core::Error::Msg(s)
 }
 
@@ -104,181 +99,6 @@ fn pickle_err(path: &Path, what: &str, e: PickleError) -> candle_core::Error {
             path.display()
         )),
     }
-}
-
-/// Reads `len` bytes at `offset`, checking first that they lie inside the file.
-fn read_at(
-    path: &Path,
-    file: &mut File,
-    file_len: u64,
-    offset: u64,
-    len: u64,
-    what: &str,
-) -> Result<Vec<u8>> {
-    let end = offset.checked_add(len);
-    if end.is_none_or(|end| end > file_len) {
-        let remain = file_len.saturating_sub(offset);
-        return Err(msg(format!(
-            "truncated checkpoint {}: {what} needs {len} bytes at offset {offset}, {remain} remain",
-            path.display()
-        )));
-    }
-    let len = usize::try_from(len).map_err(|_| {
-        msg(format!(
-            "{}: {what} too large ({len} bytes)",
-            path.display()
-        ))
-    })?;
-    let mut buf = vec![0u8; len];
-    file.seek(SeekFrom::Start(offset))
-        .and_then(|_| file.read_exact(&mut buf))
-        .map_err(|e| msg(format!("reading {what} of {}: {e}", path.display())))?;
-    Ok(buf)
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
-}
-
-/// One member of a zip archive.
-#[derive(Debug, Clone)]
-struct ZipEntry {
-    method: u16,
-    compressed: u64,
-    size: u64,
-    local_header: u64,
-}
-
-/// Reads the central directory of a zip archive.
-fn zip_directory(path: &Path, file: &mut File, file_len: u64) -> Result<Vec<(String, ZipEntry)>> {
-    let corrupt = |what: &str| msg(format!("corrupt zip checkpoint {}: {what}", path.display()));
-    // The end-of-central-directory record is 22 bytes plus a comment of up to 65535 bytes.
-    let tail_len = file_len.min(22 + 65535 + 20);
-    let tail_start = file_len - tail_len;
-    let tail = read_at(path, file, file_len, tail_start, tail_len, "zip trailer")?;
-    let eocd = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&i| tail.get(i..i + 4) == Some(b"PK\x05\x06"))
-        .ok_or_else(|| corrupt("no end-of-central-directory record (file truncated?)"))?;
-    let mut entries = u16_at(&tail, eocd + 10).ok_or_else(|| corrupt("short EOCD"))? as u64;
-    let mut cd_size = u32_at(&tail, eocd + 12).ok_or_else(|| corrupt("short EOCD"))? as u64;
-    let mut cd_offset = u32_at(&tail, eocd + 16).ok_or_else(|| corrupt("short EOCD"))? as u64;
-    // torch always writes a zip64 end record and its locator just before the classic record.
-    if eocd >= 20 && tail.get(eocd - 20..eocd - 16) == Some(b"PK\x06\x07") {
-        let z64 = u64_at(&tail, eocd - 20 + 8).ok_or_else(|| corrupt("short zip64 locator"))?;
-        let rec = read_at(path, file, file_len, z64, 56, "zip64 end record")?;
-        if rec.get(0..4) != Some(b"PK\x06\x06") {
-            return Err(corrupt("zip64 locator points to no zip64 record"));
-        }
-        entries = u64_at(&rec, 32).ok_or_else(|| corrupt("short zip64 record"))?;
-        cd_size = u64_at(&rec, 40).ok_or_else(|| corrupt("short zip64 record"))?;
-        cd_offset = u64_at(&rec, 48).ok_or_else(|| corrupt("short zip64 record"))?;
-    }
-    let cd = read_at(
-        path,
-        file,
-        file_len,
-        cd_offset,
-        cd_size,
-        "zip central directory",
-    )?;
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    for _ in 0..entries {
-        if cd.get(pos..pos + 4) != Some(b"PK\x01\x02") {
-            return Err(corrupt("bad central directory entry"));
-        }
-        let h = |off: usize| pos.saturating_add(off);
-        let bad = || corrupt("short central directory entry");
-        let method = u16_at(&cd, h(10)).ok_or_else(bad)?;
-        let mut compressed = u32_at(&cd, h(20)).ok_or_else(bad)? as u64;
-        let mut size = u32_at(&cd, h(24)).ok_or_else(bad)? as u64;
-        let name_len = u16_at(&cd, h(28)).ok_or_else(bad)? as usize;
-        let extra_len = u16_at(&cd, h(30)).ok_or_else(bad)? as usize;
-        let comment_len = u16_at(&cd, h(32)).ok_or_else(bad)? as usize;
-        let mut local_header = u32_at(&cd, h(42)).ok_or_else(bad)? as u64;
-        let name_start = h(46);
-        let name = cd.get(name_start..name_start + name_len).ok_or_else(bad)?;
-        let name = String::from_utf8_lossy(name).into_owned();
-        let extra_start = name_start + name_len;
-        let extra = cd
-            .get(extra_start..extra_start + extra_len)
-            .ok_or_else(bad)?;
-        // zip64 extended information: the 64-bit values of the fields that read 0xFFFFFFFF.
-        let mut e = 0usize;
-        while e + 4 <= extra.len() {
-            let id = u16_at(extra, e).ok_or_else(bad)?;
-            let len = u16_at(extra, e + 2).ok_or_else(bad)? as usize;
-            let body = extra.get(e + 4..e + 4 + len).ok_or_else(bad)?;
-            if id == 1 {
-                let mut f = 0usize;
-                for field in [&mut size, &mut compressed, &mut local_header] {
-                    if *field == 0xFFFF_FFFF {
-                        *field = u64_at(body, f).ok_or_else(bad)?;
-                        f += 8;
-                    }
-                }
-            }
-            e += 4 + len;
-        }
-        out.push((
-            name,
-            ZipEntry {
-                method,
-                compressed,
-                size,
-                local_header,
-            },
-        ));
-        pos = extra_start + extra_len + comment_len;
-    }
-    Ok(out)
-}
-
-/// Where an entry's data starts and how long it is (stored entries only).
-fn zip_span(path: &Path, file: &mut File, file_len: u64, name: &str, e: &ZipEntry) -> Result<Span> {
-    if e.method != 0 || e.compressed != e.size {
-        return Err(msg(format!(
-            "{}: zip entry `{name}` is compressed (method {}); torch writes stored entries only",
-            path.display(),
-            e.method
-        )));
-    }
-    let what = format!("local header of `{name}`");
-    let h = read_at(path, file, file_len, e.local_header, 30, &what)?;
-    if h.get(0..4) != Some(b"PK\x03\x04") {
-        return Err(msg(format!(
-            "corrupt zip checkpoint {}: bad {what}",
-            path.display()
-        )));
-    }
-    let name_len = u16_at(&h, 26).unwrap_or(0) as u64;
-    let extra_len = u16_at(&h, 28).unwrap_or(0) as u64;
-    let offset = e.local_header + 30 + name_len + extra_len;
-    if offset.checked_add(e.size).is_none_or(|end| end > file_len) {
-        return Err(msg(format!(
-            "truncated checkpoint {}: entry `{name}` needs {} bytes, {} remain",
-            path.display(),
-            e.size,
-            file_len.saturating_sub(offset)
-        )));
-    }
-    Ok(Span {
-        offset,
-        len: e.size,
-    })
 }
 
 /// Interprets a persistent id `('storage', torch.XStorage, key, location, numel[, view_metadata])`.
@@ -726,64 +546,5 @@ impl Checkpoint {
         }
         to_tensor(&data, t.storage.dtype, &t.shape)
             .map_err(|e| corrupt(format!("building the tensor: {e}")))
-    }
-}
-
-/// Strides of a C-contiguous tensor of this shape (size-1 dimensions may have any stride).
-fn is_row_major(shape: &[usize], stride: &[usize]) -> bool {
-    let mut expected = 1usize;
-    for (&d, &s) in shape.iter().zip(stride).rev() {
-        if d != 1 && s != expected {
-            return false;
-        }
-        expected = expected.saturating_mul(d);
-    }
-    true
-}
-
-/// Copies the elements of a strided view (relative to the start of `raw`) into row-major order.
-/// The caller has checked that every index lies inside `raw`.
-fn gather(raw: &[u8], shape: &[usize], stride: &[usize], es: usize) -> Vec<u8> {
-    let numel: usize = shape.iter().product();
-    let mut out = Vec::with_capacity(numel * es);
-    let mut index = vec![0usize; shape.len()];
-    for _ in 0..numel {
-        let off: usize = index.iter().zip(stride).map(|(i, s)| i * s).sum::<usize>() * es;
-        if let Some(bytes) = raw.get(off..off + es) {
-            out.extend_from_slice(bytes);
-        }
-        // Advance the multi-index, last dimension fastest.
-        for d in (0..shape.len()).rev() {
-            index[d] += 1;
-            if index[d] < shape[d] {
-                break;
-            }
-            index[d] = 0;
-        }
-    }
-    out
-}
-
-/// Builds a CPU tensor from little-endian row-major bytes.
-fn to_tensor(data: &[u8], dtype: StorageDtype, shape: &[usize]) -> Result<Tensor> {
-    let dev = &Device::Cpu;
-    let widen = |f: &dyn Fn(&[u8]) -> i64| -> Result<Tensor> {
-        let v: Vec<i64> = data.chunks_exact(dtype.size()).map(f).collect();
-        Tensor::from_vec(v, shape, dev)
-    };
-    match dtype {
-        StorageDtype::F32 => Tensor::from_raw_buffer(data, DType::F32, shape, dev),
-        StorageDtype::F16 => Tensor::from_raw_buffer(data, DType::F16, shape, dev),
-        StorageDtype::BF16 => Tensor::from_raw_buffer(data, DType::BF16, shape, dev),
-        StorageDtype::F64 => Tensor::from_raw_buffer(data, DType::F64, shape, dev),
-        StorageDtype::I64 => Tensor::from_raw_buffer(data, DType::I64, shape, dev),
-        StorageDtype::U8 => Tensor::from_raw_buffer(data, DType::U8, shape, dev),
-        StorageDtype::I32 => widen(&|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
-        StorageDtype::I16 => widen(&|b| i16::from_le_bytes([b[0], b[1]]) as i64),
-        StorageDtype::I8 => widen(&|b| b[0] as i8 as i64),
-        StorageDtype::Bool => {
-            let v: Vec<u8> = data.iter().map(|&b| (b != 0) as u8).collect();
-            Tensor::from_vec(v, shape, dev)
-        }
     }
 }
