@@ -14,6 +14,7 @@ use crate::models::xkd::{
     AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoViT, VideoVitConfig,
 };
 use crate::nn::interpolate::AxisRule;
+use crate::nn::norm::l2_normalize;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::nn::vit::TransformerConfig;
@@ -82,10 +83,7 @@ fn probe_accuracy(
     test: &(Tensor, Vec<usize>),
     classes: usize,
 ) -> Result<f64> {
-    let normed = |x: &Tensor| -> Result<Tensor> {
-        let f = model.features(x)?;
-        f.broadcast_div(&f.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
-    };
+    let normed = |x: &Tensor| -> Result<Tensor> { l2_normalize(&model.features(x)?) };
     let (ftr, fte) = (normed(&train.0)?, normed(&test.0)?);
     let mut centroids = Vec::with_capacity(classes);
     for c in 0..classes {

@@ -39,25 +39,12 @@ pub fn symmetric_kl(logits_p: &Tensor, logits_q: &Tensor, weight: f64) -> Result
 }
 
 /// Mean cross-entropy of `[N, C]` logits against `[N]` integer labels (u8/u32/i64) in `0..C`
-/// (`nn.CrossEntropyLoss()`), through candle's differentiable `cross_entropy`.
+/// (`nn.CrossEntropyLoss()`): the label-smoothed loss with no smoothing.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let (n, c) = match logits.dims() {
-        [n, c] => (*n, *c),
-        s => bail!("cross_entropy: logits must be [N, C], got {s:?}"),
-    };
-    if n == 0 {
+    if logits.dim(0)? == 0 {
         bail!("cross_entropy: empty batch (logits {:?})", logits.dims())
     }
-    let y = super::contrastive::label_values(labels, n, "cross_entropy")?;
-    if let Some(bad) = y.iter().find(|&&v| v < 0 || v >= c as i64) {
-        bail!("cross_entropy: label {bad} out of range for {c} classes")
-    }
-    let y = Tensor::from_vec(
-        y.into_iter().map(|v| v as u32).collect::<Vec<_>>(),
-        n,
-        logits.device(),
-    )?;
-    candle_nn::loss::cross_entropy(logits, &y)
+    super::smoothing::label_smoothing_ce(logits, labels, 0.0)
 }
 
 #[cfg(test)]

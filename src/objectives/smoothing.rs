@@ -2,7 +2,7 @@
 //! cross-entropy (used after mixup/cutmix) and the smoothed one-hot targets mixup builds.
 
 use crate::nn::softmax::log_softmax_last_dim;
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{Device, Result, Tensor, D};
 
 /// Checks `[B, C]` logits against `[B]` integer labels in `0..C` and returns the labels as a
 /// `[B, 1]` u32 index for `gather` (u32 works on every candle backend).
@@ -13,17 +13,7 @@ fn label_index(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
             logits.dims()
         ))
     })?;
-    if labels.dims() != [b] {
-        candle_core::bail!(
-            "cross-entropy: labels must be [{b}] for logits {:?}, got {:?}",
-            logits.dims(),
-            labels.dims()
-        )
-    }
-    let values: Vec<i64> = match labels.dtype() {
-        DType::U8 | DType::U32 | DType::I64 => labels.to_dtype(DType::I64)?.to_vec1::<i64>()?,
-        dt => candle_core::bail!("cross-entropy: labels must be an integer tensor, got {dt:?}"),
-    };
+    let values = super::contrastive::label_values(labels, b, "cross-entropy")?;
     if let Some(bad) = values.iter().find(|&&v| v < 0 || v >= c as i64) {
         candle_core::bail!("cross-entropy: label {bad} out of range for {c} classes")
     }

@@ -23,6 +23,7 @@ use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::objectives::dino::DinoLoss;
 use crate::objectives::mmd::mmd;
+use crate::train::ema::ema_update;
 use candle_core::{Module, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
@@ -333,8 +334,11 @@ impl XkdNet {
             } else {
                 momentum
             };
-            let updated = ((teacher.as_tensor() * m)? + (student.as_tensor() * (1.0 - m))?)?;
-            teacher.set(&updated.detach())?;
+            ema_update(
+                std::slice::from_ref(teacher),
+                &[student.as_tensor().clone()],
+                m,
+            )?;
         }
         Ok(())
     }
