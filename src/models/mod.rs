@@ -2,4 +2,5 @@
 
 pub mod ccl;
 pub mod classifier;
+pub mod config;
 pub mod xkd;
