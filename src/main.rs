@@ -53,6 +53,79 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert an official PyTorch checkpoint (or an official-layout safetensors file) into an avkd
+    /// model folder: config.json, model.safetensors, preprocessor_config.json, README.md.
+    Convert {
+        src: PathBuf,
+        #[arg(short, long)]
+        out: PathBuf,
+        /// The model type, when it should not be recognised from the keys.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Full XKD nets: extract the student or teacher backbone (with --modality).
+        #[arg(long, value_enum)]
+        pick: Option<PickArg>,
+        #[arg(long, value_enum)]
+        modality: Option<ModalityArg>,
+        /// Dotted key of the state dict inside the checkpoint (e.g. `model`, `state_dict`).
+        #[arg(long)]
+        key: Option<String>,
+        /// Architecture fields to override, as a JSON object or a JSON file
+        /// (e.g. '{"transformer": {"num_heads": 3}}').
+        #[arg(long)]
+        config: Option<String>,
+        /// Glob pattern of tensors the checkpoint may lack (they are initialised fresh); repeatable.
+        #[arg(long)]
+        allow_missing: Vec<String>,
+        /// Glob pattern of checkpoint tensors to drop; repeatable.
+        #[arg(long)]
+        allow_unexpected: Vec<String>,
+        /// dtype of floating-point tensors in the output.
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: DTypeArg,
+        /// Check the converted model against reference inputs/outputs (a safetensors file).
+        #[arg(long)]
+        verify: Option<PathBuf>,
+        #[command(flatten)]
+        tol: TolArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model folder on a reference file's inputs and compare with its outputs; exits non-zero
+    /// past the tolerance.
+    Verify {
+        model: PathBuf,
+        reference: PathBuf,
+        #[command(flatten)]
+        tol: TolArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model on the tensor `input` of a safetensors file (a clip [B,C,T,H,W], a spectrogram
+    /// [B,1,F,T], a waveform [B,N]) and write `tokens`, `features` and `logits`.
+    Embed {
+        /// A model folder, hub:owner/name[@rev], or a zoo name.
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Export a model as safetensors: an avkd folder, or the official PyTorch names.
+    Export {
+        /// A model folder, hub:owner/name[@rev], or a zoo name.
+        model: String,
+        /// A folder (or a .safetensors file for the weights alone).
+        #[arg(short, long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "avkd")]
+        layout: LayoutArg,
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: DTypeArg,
+    },
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -85,6 +158,94 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PickArg {
+    Student,
+    Teacher,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModalityArg {
+    Video,
+    Audio,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DTypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl DTypeArg {
+    fn dtype(self) -> candle_core::DType {
+        match self {
+            Self::F32 => candle_core::DType::F32,
+            Self::F16 => candle_core::DType::F16,
+            Self::Bf16 => candle_core::DType::BF16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LayoutArg {
+    Avkd,
+    Official,
+}
+
+/// Tolerances and reference names of a verification.
+#[derive(clap::Args)]
+struct TolArgs {
+    /// Pass when max |out - ref| <= atol + rtol * max |ref| for every output.
+    #[arg(long, default_value_t = 1e-4)]
+    atol: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    rtol: f64,
+    /// The reference file's name for a role (input, teacher, video, tokens, features, logits,
+    /// clipwise_output), e.g. `--ref-key input=x_long`; repeatable.
+    #[arg(long, value_parser = parse_key_value)]
+    ref_key: Vec<(String, String)>,
+}
+
+impl TolArgs {
+    fn options(&self) -> avkd::checkpoint::verify::VerifyOptions {
+        avkd::checkpoint::verify::VerifyOptions {
+            atol: self.atol,
+            rtol: self.rtol,
+            ref_keys: self.ref_key.iter().cloned().collect(),
+        }
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected ROLE=KEY, got `{s}`"))
+}
+
+/// `--config`: inline JSON, or a file holding it.
+fn parse_config_arg(arg: &str) -> Result<serde_json::Value> {
+    let text = if arg.trim_start().starts_with('{') {
+        arg.to_string()
+    } else {
+        std::fs::read_to_string(arg).with_context(|| format!("reading --config file {arg}"))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("--config is not valid JSON: {text}"))
+}
+
+/// Prints a verification and fails past the tolerance.
+fn report_verification(report: &avkd::checkpoint::verify::VerifyReport, json: bool) -> Result<()> {
+    if json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(report)?))?;
+    } else {
+        emit(&format!("{report}\n"))?;
+    }
+    if !report.passed {
+        anyhow::bail!("verification failed: an output is past the tolerance");
+    }
+    Ok(())
 }
 
 /// Writes to stdout; a closed pipe (`avkd inspect x | head`) ends the output quietly.
@@ -133,6 +294,121 @@ fn main() -> Result<()> {
             } else {
                 emit(&info.to_string())?;
             }
+        }
+        Command::Convert {
+            src,
+            out,
+            kind,
+            pick,
+            modality,
+            key,
+            config,
+            allow_missing,
+            allow_unexpected,
+            dtype,
+            verify,
+            tol,
+            json,
+        } => {
+            use avkd::checkpoint::convert::{convert, ConvertOptions, Role};
+            use avkd::checkpoint::keymap::Modality;
+            let opts = ConvertOptions {
+                kind,
+                pick: pick.map(|p| match p {
+                    PickArg::Student => Role::Student,
+                    PickArg::Teacher => Role::Teacher,
+                }),
+                modality: modality.map(|m| match m {
+                    ModalityArg::Video => Modality::Video,
+                    ModalityArg::Audio => Modality::Audio,
+                }),
+                key,
+                config_overrides: config.as_deref().map(parse_config_arg).transpose()?,
+                allow_missing,
+                allow_unexpected,
+                dtype: Some(dtype.dtype()),
+            };
+            let start = std::time::Instant::now();
+            let report = convert(&src, &out, &opts)
+                .with_context(|| format!("converting {}", src.display()))?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            } else {
+                println!(
+                    "{} -> {} ({}: {} tensors, {} elements) in {:.2} s",
+                    src.display(),
+                    out.display(),
+                    report.model_type,
+                    report.tensors,
+                    report.parameters,
+                    start.elapsed().as_secs_f64()
+                );
+                println!("source sha256 {}", report.source_sha256);
+                if !report.dropped.is_empty() {
+                    println!(
+                        "dropped {} entries ({})",
+                        report.dropped.len(),
+                        report
+                            .dropped
+                            .iter()
+                            .take(4)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                if !report.initialised.is_empty() {
+                    println!(
+                        "initialised fresh (allowed missing): {}",
+                        report.initialised.join(", ")
+                    );
+                }
+            }
+            if let Some(reference) = verify {
+                let report = avkd::checkpoint::verify::verify(&out, &reference, &tol.options())?;
+                report_verification(&report, json)?;
+            }
+        }
+        Command::Verify {
+            model,
+            reference,
+            tol,
+            json,
+        } => {
+            let report = avkd::checkpoint::verify::verify(&model, &reference, &tol.options())?;
+            report_verification(&report, json)?;
+        }
+        Command::Embed {
+            model,
+            input,
+            output,
+            device,
+        } => {
+            let dev = avkd::device::parse_device(&device)?;
+            let dir = avkd::models::resolve::resolve_model(&model)?;
+            let folder = avkd::models::folder::ModelFolder::open(&dir)?;
+            let loaded = folder.load(&dev)?;
+            let shapes = avkd::checkpoint::verify::embed_file(&loaded, &input, &output, &dev)?;
+            for (name, shape) in shapes {
+                println!("{name:16} {shape:?}");
+            }
+            println!("wrote {}", output.display());
+        }
+        Command::Export {
+            model,
+            out,
+            layout,
+            dtype,
+        } => {
+            use avkd::checkpoint::export::{export_model, Layout};
+            let dir = avkd::models::resolve::resolve_model(&model)?;
+            let folder = avkd::models::folder::ModelFolder::open(&dir)?;
+            let layout = match layout {
+                LayoutArg::Avkd => Layout::Avkd,
+                LayoutArg::Official => Layout::Official,
+            };
+            let weights = export_model(&folder, &out, layout, dtype.dtype())?;
+            println!("wrote {}", weights.display());
         }
         Command::Bench { what } => {
             let (timings, json) = match what {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use avkd::checkpoint::{convert, keymap, pth};
+use avkd::checkpoint::{keymap, pth, xkd_net};
 use avkd::models::xkd::mae::masking_from_noise;
 use avkd::models::xkd::net::{XkdConfig, XkdNet, XkdObjectiveConfig, XkdVariant};
 use avkd::models::xkd::{AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoVitConfig};
@@ -57,7 +57,7 @@ fn fixture_config(variant: XkdVariant) -> XkdConfig {
 
 fn load_official(rel: &str, variant: XkdVariant) -> XkdNet {
     let entries = pth::read_state_dict(&fixture_path(rel), Some("model")).unwrap();
-    let official = convert::xkd_net_from_official(
+    let official = xkd_net::xkd_net_from_official(
         entries,
         variant.shares_student_blocks(),
         variant.shares_teacher_blocks(),

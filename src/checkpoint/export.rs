@@ -2,7 +2,11 @@
 //! always atomically (a temporary file in the same folder, then a rename), so an interrupted write
 //! never leaves a truncated file under the final name.
 
-use candle_core::{Result, Tensor};
+use super::keymap::avkd_to_official;
+use super::model_card::{model_card, CardSource};
+use super::safetensors_writer::{write_streaming, PendingTensor};
+use crate::models::folder::ModelFolder;
+use candle_core::{DType, Device, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +18,7 @@ fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> candle_core::Er
     candle_core::Error::Msg(format!("{what} {}: {e}", path.display()))
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -47,18 +51,20 @@ pub fn write_safetensors(
     tensors: &HashMap<String, Tensor>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let mut meta: HashMap<String, String> = metadata
+    let pending = tensors
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, t)| PendingTensor::from_tensor(k.clone(), t.clone(), t.dtype()))
         .collect();
+    write_streaming(path, pending, &with_format_metadata(metadata))
+}
+
+/// `metadata` plus the entries every avkd safetensors file carries.
+pub fn with_format_metadata(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut meta = metadata.clone();
     meta.insert("format".into(), "pt".into());
     meta.insert("avkd_format_version".into(), FORMAT_VERSION.into());
     meta.insert("avkd_version".into(), env!("CARGO_PKG_VERSION").into());
-    let mut sorted: Vec<(&String, &Tensor)> = tensors.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes = safetensors::tensor::serialize(sorted, Some(meta))
-        .map_err(|e| io_err(path, "serialising", e))?;
-    write_atomic(path, &bytes)
+    meta
 }
 
 /// Writes an avkd model folder: `config.json` (the architecture, with `model_type`) and
@@ -81,6 +87,79 @@ pub fn write_model_folder(
     let mut meta = metadata.clone();
     meta.insert("model_type".into(), model_type.into());
     write_safetensors(&dir.join("model.safetensors"), tensors, &meta)
+}
+
+/// The tensor-name layout of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// avkd's names: an HF-style folder (config.json, model.safetensors,
+    /// preprocessor_config.json, README.md).
+    Avkd,
+    /// The official PyTorch names, loadable with `load_state_dict(strict=True)`.
+    Official,
+}
+
+/// Where an export's weights go: `out` itself when it names a `.safetensors` file, else
+/// `out/model.safetensors` (with the configs and card beside it).
+pub fn export_weights_path(out: &Path) -> PathBuf {
+    if out.extension().is_some_and(|e| e == "safetensors") {
+        out.to_path_buf()
+    } else {
+        out.join("model.safetensors")
+    }
+}
+
+/// Exports an avkd model folder in `layout`, floating-point tensors as `dtype`.
+pub fn export_model(
+    folder: &ModelFolder,
+    out: &Path,
+    layout: Layout,
+    dtype: DType,
+) -> Result<PathBuf> {
+    let tensors: BTreeMap<String, Tensor> = folder.tensors(&Device::Cpu)?.into_iter().collect();
+    let cfg = &folder.config;
+    let named = match layout {
+        Layout::Avkd => tensors.into_iter().collect(),
+        Layout::Official => avkd_to_official(&cfg.model, tensors)?,
+    };
+    let parameters = named.iter().map(|(_, t)| t.elem_count()).sum();
+    let count = named.len();
+    let pending = named
+        .into_iter()
+        .map(|(k, t)| {
+            let d = if t.dtype().is_float() {
+                dtype
+            } else {
+                t.dtype()
+            };
+            PendingTensor::from_tensor(k, t, d)
+        })
+        .collect();
+    let mut meta = folder.metadata.clone();
+    meta.insert("model_type".into(), cfg.model.model_type().into());
+    meta.insert("layout".into(), format!("{layout:?}").to_lowercase());
+    meta.insert("dtype".into(), format!("{dtype:?}").to_lowercase());
+    let weights = export_weights_path(out);
+    write_streaming(&weights, pending, &with_format_metadata(&meta))?;
+    if weights.parent() == Some(out) {
+        write_atomic(&out.join("config.json"), cfg.to_json()?.as_bytes())?;
+        let pre = serde_json::to_string_pretty(&folder.preprocessor)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        write_atomic(&out.join("preprocessor_config.json"), pre.as_bytes())?;
+        let card = model_card(
+            cfg,
+            &folder.preprocessor,
+            &CardSource {
+                file: meta.get("source_file").cloned().unwrap_or_default(),
+                sha256: meta.get("source_sha256").cloned().unwrap_or_default(),
+                parameters,
+                tensors: count,
+                initialised: Vec::new(),
+            },
+        );
+        write_atomic(&out.join("README.md"), card.as_bytes())?;
+    }
+    Ok(weights)
 }
 
 #[cfg(test)]

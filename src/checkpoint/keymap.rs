@@ -4,6 +4,10 @@
 //! `norm.*`), which is exactly what XKD's evaluation code loads after its rename of the pretraining
 //! names (`encoder.blocks.*`, `encoder_norm.*`, `enc_pos_embed`, `cuboid_embed.*` for video).
 
+use crate::models::config::ModelConfig;
+use candle_core::{Result, Tensor};
+use std::collections::BTreeMap;
+
 /// XKD's evaluation rename (xkd.md §3.2), applied to one backbone key in the training layout.
 pub fn xkd_backbone_to_avkd(key: &str) -> String {
     if let Some(rest) = key.strip_prefix("encoder.") {
@@ -135,6 +139,89 @@ fn net_backbone_key(
         (Some(block), Some(role)) => format!("shared_{role}_blocks.{block}"),
         _ => format!("{prefix}{}", xkd_backbone_to_avkd(official)),
     }
+}
+
+/// An avkd model's tensors under the official PyTorch names, so that the official code loads them
+/// with `load_state_dict(strict=True)`: XKD backbones in the pretraining layout (as
+/// `XKD_Net.save_state_dicts` writes them), fine-tuned classifiers in the evaluation layout, full nets
+/// with every alias the official state dict repeats (the MAE encoders, the DINO heads' shared norm,
+/// XKD-MAS/MATS' shared blocks), and CNNs with the `num_batches_tracked` counters BatchNorm saves.
+pub fn avkd_to_official(
+    cfg: &ModelConfig,
+    tensors: BTreeMap<String, Tensor>,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut out = Vec::with_capacity(tensors.len());
+    match cfg {
+        ModelConfig::XkdVideo(_) | ModelConfig::XkdAudio(_) => {
+            let m = match cfg {
+                ModelConfig::XkdVideo(_) => Modality::Video,
+                _ => Modality::Audio,
+            };
+            out.extend(
+                tensors
+                    .into_iter()
+                    .map(|(k, t)| (avkd_to_xkd_backbone(&k, m), t)),
+            );
+        }
+        ModelConfig::XkdVideoClassifier(_) => {
+            out.extend(tensors.into_iter().map(|(k, t)| (avkd_to_xkd_eval(&k), t)));
+        }
+        ModelConfig::Xkd(c) | ModelConfig::XkdMas(c) | ModelConfig::XkdMats(c) => {
+            let backbone = |net: &str, rest: &str| {
+                let m = if net.starts_with("vid") {
+                    Modality::Video
+                } else {
+                    Modality::Audio
+                };
+                let official = avkd_to_xkd_backbone(rest, m);
+                let mut names = vec![format!("{net}.backbone.{official}")];
+                if let Some(ae) = net.strip_suffix("_student") {
+                    names.push(format!("{ae}_ae.encoder.{official}"));
+                }
+                names
+            };
+            for (k, t) in tensors {
+                let names = if k == "vt2as_center" || k == "at2vs_center" {
+                    vec![format!("{}_ce_loss.center", &k[..5])]
+                } else if let Some(block) = k.strip_prefix("shared_student_blocks.") {
+                    let rest = format!("blocks.{block}");
+                    [
+                        backbone("vid_student", &rest),
+                        backbone("aud_student", &rest),
+                    ]
+                    .concat()
+                } else if let Some(block) = k.strip_prefix("shared_teacher_blocks.") {
+                    let rest = format!("blocks.{block}");
+                    [
+                        backbone("vid_teacher", &rest),
+                        backbone("aud_teacher", &rest),
+                    ]
+                    .concat()
+                } else if let Some((net, rest)) = k.split_once(".backbone.") {
+                    backbone(net, rest)
+                } else if let Some((net, param)) = k.split_once(".head.mlp.1.") {
+                    // One LayerNorm appears after every hidden Linear: mlp.1, mlp.4, mlp.7, ...
+                    (0..c.head.nlayers.saturating_sub(1))
+                        .map(|j| format!("{net}.head.mlp.{}.{param}", 1 + 3 * j))
+                        .collect()
+                } else {
+                    vec![k.clone()]
+                };
+                out.extend(names.into_iter().map(|n| (n, t.clone())));
+            }
+        }
+        _ => {
+            let dev = tensors.values().next().map(|t| t.device().clone());
+            for (k, t) in tensors {
+                if let (Some(bn), Some(dev)) = (k.strip_suffix(".running_mean"), &dev) {
+                    let count = Tensor::zeros((), candle_core::DType::I64, dev)?;
+                    out.push((format!("{bn}.num_batches_tracked"), count));
+                }
+                out.push((k, t));
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

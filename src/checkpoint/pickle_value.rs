@@ -43,6 +43,19 @@ impl StorageDtype {
         }
     }
 
+    /// The dtype the reader gives this storage as (narrow integers widen to I64, bool to U8).
+    pub fn candle_dtype(self) -> candle_core::DType {
+        use candle_core::DType;
+        match self {
+            Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::BF16 => DType::BF16,
+            Self::F64 => DType::F64,
+            Self::I64 | Self::I32 | Self::I16 | Self::I8 => DType::I64,
+            Self::U8 | Self::Bool => DType::U8,
+        }
+    }
+
     /// The torch name, for messages and `inspect`.
     pub fn name(self) -> &'static str {
         match self {

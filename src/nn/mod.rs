@@ -15,6 +15,7 @@ pub mod norm;
 pub mod param_store;
 pub mod pool;
 pub mod rng;
+pub mod shape_recorder;
 pub mod softmax;
 pub mod vit;
 pub mod weight_norm;

@@ -10,13 +10,15 @@ use super::init;
 use super::rng::SeededRng;
 use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder, VarMap};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct ParamStore {
     varmap: VarMap,
     rng: Arc<Mutex<SeededRng>>,
+    /// Every name a model asked for, to tell loaded-but-unused tensors from used ones.
+    requested: Arc<Mutex<BTreeSet<String>>>,
     dtype: DType,
     device: Device,
 }
@@ -26,6 +28,7 @@ impl ParamStore {
         Self {
             varmap: VarMap::new(),
             rng: Arc::new(Mutex::new(SeededRng::new(seed))),
+            requested: Arc::default(),
             dtype,
             device: device.clone(),
         }
@@ -87,6 +90,11 @@ impl ParamStore {
             .collect()
     }
 
+    /// The names models built from this store have asked for.
+    pub fn requested_names(&self) -> BTreeSet<String> {
+        self.requested.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     pub fn num_params(&self) -> usize {
         self.named_vars().iter().map(|(_, v)| v.elem_count()).sum()
     }
@@ -98,6 +106,9 @@ impl ParamStore {
 
 impl candle_nn::var_builder::SimpleBackend for ParamStore {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        if let Ok(mut requested) = self.requested.lock() {
+            requested.insert(name.to_string());
+        }
         let mut data = self.varmap.data().lock().unwrap();
         if let Some(var) = data.get(name) {
             if var.shape() != &s {

@@ -156,6 +156,10 @@ impl ResNet {
             .mean(D::Minus1)
     }
 
+    pub fn has_classifier(&self) -> bool {
+        self.fc.is_some()
+    }
+
     /// Class logits, when the model has its `fc` layer.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         match &self.fc {
