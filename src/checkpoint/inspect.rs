@@ -106,8 +106,8 @@ fn collect_scalars(v: &Value, prefix: &str, depth: usize, out: &mut BTreeMap<Str
     }
 }
 
-/// Reads the header of a safetensors file (never the tensor data).
-fn inspect_safetensors(path: &Path) -> Result<Inspection> {
+/// The JSON header of a safetensors file, read without touching the tensor data.
+pub fn read_safetensors_header(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut f = std::fs::File::open(path).map_err(|e| err(path, e))?;
     let mut len = [0u8; 8];
     f.read_exact(&mut len)
@@ -124,12 +124,18 @@ fn inspect_safetensors(path: &Path) -> Result<Inspection> {
     f.read_exact(&mut header).map_err(|e| err(path, e))?;
     let json: serde_json::Value = serde_json::from_slice(&header)
         .map_err(|e| err(path, format!("bad safetensors header: {e}")))?;
-    let obj = json
-        .as_object()
-        .ok_or_else(|| err(path, "the safetensors header is not a JSON object"))?;
+    match json {
+        serde_json::Value::Object(obj) => Ok(obj),
+        _ => Err(err(path, "the safetensors header is not a JSON object")),
+    }
+}
+
+/// Reads the header of a safetensors file (never the tensor data).
+fn inspect_safetensors(path: &Path) -> Result<Inspection> {
+    let obj = read_safetensors_header(path)?;
     let mut metadata = BTreeMap::new();
     let mut tensors = Vec::new();
-    for (name, v) in obj {
+    for (name, v) in &obj {
         if name == "__metadata__" {
             for (k, v) in v.as_object().into_iter().flatten() {
                 metadata.insert(

@@ -64,24 +64,8 @@ impl ModelFolder {
 
 /// The `__metadata__` of a safetensors file, reading only its header.
 pub fn safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| err(path, e))?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .map_err(|e| err(path, format!("not a safetensors file ({e})")))?;
-    let len = u64::from_le_bytes(len);
-    let size = f.metadata().map_err(|e| err(path, e))?.len();
-    if len > 100 << 20 || len + 8 > size {
-        return Err(err(
-            path,
-            format!("not a safetensors file (header length {len}, file size {size})"),
-        ));
-    }
-    let mut header = vec![0u8; len as usize];
-    f.read_exact(&mut header).map_err(|e| err(path, e))?;
-    let value: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| err(path, format!("safetensors header is not JSON: {e}")))?;
-    Ok(value
+    let header = crate::checkpoint::inspect::read_safetensors_header(path)?;
+    Ok(header
         .get("__metadata__")
         .and_then(|m| m.as_object())
         .map(|m| {
