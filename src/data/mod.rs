@@ -1,4 +1,5 @@
-//! Data: synthetic audio-visual clips (more — splits, decoding, transforms, loaders — comes with the
-//! data-pipeline work).
+//! Data: benchmark splits, what exists on disk for a listed video, and synthetic audio-visual clips.
 
+pub mod media;
+pub mod splits;
 pub mod synth;
