@@ -126,6 +126,26 @@ enum Command {
         #[arg(long, value_enum, default_value = "f32")]
         dtype: DTypeArg,
     },
+    /// Write a small synthetic action dataset in UCF101's layout: split lists for three folds, and per
+    /// video a folder of JPEG frames (class-dependent motion) and a WAV (class-dependent tone).
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        classes: usize,
+        #[arg(long, default_value_t = 8)]
+        train_per_class: usize,
+        /// Test videos per class in each fold.
+        #[arg(long, default_value_t = 4)]
+        test_per_class: usize,
+        #[arg(long, default_value_t = 32)]
+        frames: usize,
+        /// Frame width and height in pixels.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -409,6 +429,27 @@ fn main() -> Result<()> {
             };
             let weights = export_model(&folder, &out, layout, dtype.dtype())?;
             println!("wrote {}", weights.display());
+        }
+        Command::Synth {
+            out,
+            classes,
+            train_per_class,
+            test_per_class,
+            frames,
+            size,
+            seed,
+        } => {
+            let cfg = avkd::data::synth_dataset::SynthDatasetConfig {
+                classes,
+                train_per_class,
+                test_per_class,
+                frames,
+                size,
+                seed,
+                ..Default::default()
+            };
+            let summary = avkd::data::synth_dataset::write_synth_dataset(&out, &cfg)?;
+            emit(&summary.to_string())?;
         }
         Command::Bench { what } => {
             let (timings, json) = match what {

@@ -5,9 +5,135 @@
 //! direction 2πk/K, so only the motion tells the class; the spectrogram holds a tone band at a
 //! class-dependent mel bin pulsing at a class-dependent rate, so both modalities carry the class, as
 //! cross-modal distillation assumes.
+//!
+//! [`MovingSquare`] and [`Tone`] are that class signature; [`super::synth_dataset`] writes the same
+//! signature to disk as JPEG frames and WAV audio.
 
 use crate::nn::rng::SeededRng;
 use candle_core::{Device, Result, Tensor};
+
+/// The visual half of a class's signature: a square of random colour, starting at a random place,
+/// moving in direction 2πk/K and crossing the frame once per clip (wrapping around the edges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovingSquare {
+    /// Top-left corner at frame 0, in pixels.
+    pub origin: (f64, f64),
+    /// Unit vector of the motion (x right, y down).
+    pub direction: (f64, f64),
+    pub side: usize,
+    /// RGB in [0, 1).
+    pub colour: [f32; 3],
+    size: usize,
+    frames: usize,
+}
+
+impl MovingSquare {
+    /// Draws the start (2 uniform draws) and then the colour (3) of one clip of `class`.
+    pub fn random(
+        class: usize,
+        num_classes: usize,
+        size: usize,
+        frames: usize,
+        rng: &mut SeededRng,
+    ) -> Self {
+        let angle = std::f64::consts::TAU * class as f64 / num_classes as f64;
+        let (x0, y0) = (
+            rng.uniform_f64() * size as f64,
+            rng.uniform_f64() * size as f64,
+        );
+        let colour = [
+            rng.uniform_f64() as f32,
+            rng.uniform_f64() as f32,
+            rng.uniform_f64() as f32,
+        ];
+        Self {
+            origin: (x0, y0),
+            direction: (angle.cos(), angle.sin()),
+            side: (size / 4).max(2),
+            colour,
+            size,
+            frames,
+        }
+    }
+
+    /// The square moved by `(dx, dy)` pixels: another clip of the same scene.
+    pub fn shifted(&self, dx: f64, dy: f64) -> Self {
+        Self {
+            origin: (self.origin.0 + dx, self.origin.1 + dy),
+            ..self.clone()
+        }
+    }
+
+    /// Top-left corner at frame `ti`, wrapped into the frame.
+    pub fn corner(&self, ti: usize) -> (usize, usize) {
+        let (s, t) = (self.size as f64, self.frames as f64);
+        let (x0, y0) = self.origin;
+        let (dx, dy) = self.direction;
+        (
+            (x0 + dx * ti as f64 * s / t).rem_euclid(s) as usize,
+            (y0 + dy * ti as f64 * s / t).rem_euclid(s) as usize,
+        )
+    }
+
+    /// Whether pixel (x, y) lies in the square whose corner is `corner`, wrapping around the edges.
+    pub fn covers(&self, corner: (usize, usize), x: usize, y: usize) -> bool {
+        let s = self.size;
+        (y + s - corner.1) % s < self.side && (x + s - corner.0) % s < self.side
+    }
+}
+
+/// The audible half of a class's signature: a tone at a class-dependent pitch whose loudness pulses
+/// 1 + k times per clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tone {
+    pub class: usize,
+    pub num_classes: usize,
+}
+
+impl Tone {
+    /// The mel bin of `bins` the tone sits on: (k + 1) / (K + 1) of the way up.
+    pub fn band(&self, bins: usize) -> usize {
+        (self.class + 1) * bins / (self.num_classes + 1)
+    }
+
+    /// Loudness in [0, 1] at step `i` of `n` over the clip.
+    pub fn envelope(&self, i: usize, n: usize) -> f64 {
+        0.5 + 0.5 * (std::f64::consts::TAU * (1.0 + self.class as f64) * i as f64 / n as f64).cos()
+    }
+
+    /// The frequency that lands on the centre of mel bin [`Self::band`] of a `mel_bins`-bin Slaney
+    /// mel filterbank from 0 Hz to `sample_rate / 2` (librosa's default, which XKD uses), so a
+    /// waveform of this tone shows the same band as the generated spectrograms.
+    pub fn frequency_hz(&self, sample_rate: u32, mel_bins: usize) -> f64 {
+        let top = hz_to_mel_slaney(sample_rate as f64 / 2.0);
+        // librosa places n_mels + 2 equally spaced mel points; filter b peaks at point b + 1.
+        let mel = top * (self.band(mel_bins) + 1) as f64 / (mel_bins + 1) as f64;
+        mel_to_hz_slaney(mel)
+    }
+}
+
+/// Slaney's mel scale (librosa `htk=False`): linear below 1 kHz, logarithmic above.
+fn hz_to_mel_slaney(hz: f64) -> f64 {
+    let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
+    let min_log_mel = min_log_hz / f_sp;
+    let logstep = 6.4f64.ln() / 27.0;
+    if hz >= min_log_hz {
+        min_log_mel + (hz / min_log_hz).ln() / logstep
+    } else {
+        hz / f_sp
+    }
+}
+
+fn mel_to_hz_slaney(mel: f64) -> f64 {
+    let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
+    let min_log_mel = min_log_hz / f_sp;
+    let logstep = 6.4f64.ln() / 27.0;
+    if mel >= min_log_mel {
+        min_log_hz * (logstep * (mel - min_log_mel)).exp()
+    } else {
+        mel * f_sp
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SyntheticAv {
@@ -32,44 +158,37 @@ impl SyntheticAv {
     /// One clip [3, T, H, W] and its spectrogram [1, F, S], both roughly standardised.
     pub fn sample(&self, class: usize, rng: &mut SeededRng) -> (Vec<f32>, Vec<f32>) {
         let (t, s, f, n) = (self.frames, self.size, self.mel_bins, self.spec_frames);
-        let angle = std::f64::consts::TAU * class as f64 / self.num_classes as f64;
-        let (dx, dy) = (angle.cos(), angle.sin());
-        let side = (s / 4).max(2);
-        let (x0, y0) = (rng.uniform_f64() * s as f64, rng.uniform_f64() * s as f64);
-        let colour = [
-            rng.uniform_f64() as f32,
-            rng.uniform_f64() as f32,
-            rng.uniform_f64() as f32,
-        ];
+        let square = MovingSquare::random(class, self.num_classes, s, t, rng);
         let mut video = vec![0f32; 3 * t * s * s];
         for ti in 0..t {
-            let cx = (x0 + dx * ti as f64 * s as f64 / t as f64).rem_euclid(s as f64) as usize;
-            let cy = (y0 + dy * ti as f64 * s as f64 / t as f64).rem_euclid(s as f64) as usize;
+            let corner = square.corner(ti);
             for c in 0..3 {
                 for y in 0..s {
                     for x in 0..s {
-                        let inside = (y + s - cy) % s < side && (x + s - cx) % s < side;
-                        let v = if inside { 2.0 * colour[c] } else { -0.5 }
-                            + 0.1 * rng.normal_f64() as f32;
+                        let v = if square.covers(corner, x, y) {
+                            2.0 * square.colour[c]
+                        } else {
+                            -0.5
+                        } + 0.1 * rng.normal_f64() as f32;
                         video[((c * t + ti) * s + y) * s + x] = v;
                     }
                 }
             }
         }
-        let band = (class + 1) * f / (self.num_classes + 1);
+        let tone = Tone {
+            class,
+            num_classes: self.num_classes,
+        };
+        let band = tone.band(f);
         let mut spec = vec![0f32; f * n];
         for fi in 0..f {
             for ti in 0..n {
-                let pulse = 0.5
-                    + 0.5
-                        * (std::f64::consts::TAU * (1.0 + class as f64) * ti as f64 / n as f64)
-                            .cos();
-                let tone = if fi.abs_diff(band) <= 1 {
-                    2.0 * pulse
+                let level = if fi.abs_diff(band) <= 1 {
+                    2.0 * tone.envelope(ti, n)
                 } else {
                     0.0
                 };
-                spec[fi * n + ti] = (tone - 0.3 + 0.2 * rng.normal_f64()) as f32;
+                spec[fi * n + ti] = (level - 0.3 + 0.2 * rng.normal_f64()) as f32;
             }
         }
         (video, spec)
