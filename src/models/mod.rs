@@ -3,4 +3,5 @@
 pub mod ccl;
 pub mod classifier;
 pub mod config;
+pub mod param_count;
 pub mod xkd;
