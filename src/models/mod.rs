@@ -4,4 +4,5 @@ pub mod ccl;
 pub mod classifier;
 pub mod config;
 pub mod param_count;
+pub mod registry;
 pub mod xkd;
