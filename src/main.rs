@@ -53,10 +53,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The model zoo: every registered model, where its weights come from and the paper's numbers.
+    Zoo {
+        #[command(subcommand)]
+        what: ZooWhat,
+    },
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZooWhat {
+    /// One line per entry: name, kind, parameters, released?, Hub repo, headline number.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one entry: architecture, weights, preprocessing, protocol, results.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -134,6 +154,27 @@ fn main() -> Result<()> {
                 emit(&info.to_string())?;
             }
         }
+        Command::Zoo { what } => match what {
+            ZooWhat::List { json } => {
+                let rows: Vec<_> = avkd::models::registry::zoo()?
+                    .iter()
+                    .map(avkd::models::zoo_report::ZooRow::new)
+                    .collect();
+                if json {
+                    emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
+                } else {
+                    emit(&avkd::models::zoo_report::list_table(&rows))?;
+                }
+            }
+            ZooWhat::Show { name, json } => {
+                let entry = avkd::models::registry::find(&name)?;
+                if json {
+                    emit(&format!("{}\n", serde_json::to_string_pretty(entry)?))?;
+                } else {
+                    emit(&avkd::models::zoo_report::show_text(entry)?)?;
+                }
+            }
+        },
         Command::Bench { what } => {
             let (timings, json) = match what {
                 BenchWhat::Vit {

@@ -6,3 +6,4 @@ pub mod config;
 pub mod param_count;
 pub mod registry;
 pub mod xkd;
+pub mod zoo_report;
