@@ -146,10 +146,30 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// The model zoo: every registered model, where its weights come from and the paper's numbers.
+    Zoo {
+        #[command(subcommand)]
+        what: ZooWhat,
+    },
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZooWhat {
+    /// One line per entry: name, kind, parameters, released?, Hub repo, headline number.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one entry: architecture, weights, preprocessing, protocol, results.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -451,6 +471,27 @@ fn main() -> Result<()> {
             let summary = avkd::data::synth_dataset::write_synth_dataset(&out, &cfg)?;
             emit(&summary.to_string())?;
         }
+        Command::Zoo { what } => match what {
+            ZooWhat::List { json } => {
+                let rows: Vec<_> = avkd::models::registry::zoo()?
+                    .iter()
+                    .map(avkd::models::zoo_report::ZooRow::new)
+                    .collect();
+                if json {
+                    emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
+                } else {
+                    emit(&avkd::models::zoo_report::list_table(&rows))?;
+                }
+            }
+            ZooWhat::Show { name, json } => {
+                let entry = avkd::models::registry::find(&name)?;
+                if json {
+                    emit(&format!("{}\n", serde_json::to_string_pretty(entry)?))?;
+                } else {
+                    emit(&avkd::models::zoo_report::show_text(entry)?)?;
+                }
+            }
+        },
         Command::Bench { what } => {
             let (timings, json) = match what {
                 BenchWhat::Vit {

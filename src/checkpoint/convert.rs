@@ -16,8 +16,8 @@ use super::safetensors_writer::{write_streaming, PendingTensor};
 use super::xkd_net::xkd_net_from_official;
 use crate::models::config::{ModelConfig, PreprocessorConfig, SavedConfig};
 use crate::models::model::Model;
+use crate::models::param_count::param_shapes;
 use crate::nn::param_store::ParamStore;
-use crate::nn::shape_recorder::ShapeRecorder;
 use candle_core::{bail, DType, Device, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -397,9 +397,7 @@ fn check_against_architecture<'a>(
         }
         (shapes, Some(store))
     } else {
-        let recorder = ShapeRecorder::new();
-        Model::new(cfg, recorder.builder())?;
-        (recorder.shapes(), None)
+        (param_shapes(cfg)?, None)
     };
 
     let allow_missing = patterns(&opts.allow_missing, "--allow-missing")?;

@@ -280,7 +280,8 @@ impl PreprocessorConfig {
     pub fn xkd_audio(n_mels: usize, frames: usize) -> Self {
         Self {
             sample_rate: Some(16000),
-            audio_seconds: Some((frames.saturating_sub(1) * 143) as f64 / 16000.0),
+            // 448 frames = 1 + 64000 // 143: XKD's 4 s clips (to 0.1 s).
+            audio_seconds: Some((frames as f64 * 143.0 / 16000.0 * 10.0).floor() / 10.0),
             n_fft: Some(1024),
             hop_length: Some(143),
             n_mels: Some(n_mels),
