@@ -9,6 +9,8 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod models;
 pub mod nn;
 pub mod objectives;

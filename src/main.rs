@@ -151,6 +151,29 @@ enum Command {
         #[command(subcommand)]
         what: ZooWhat,
     },
+    /// Download a model repository from the Hugging Face Hub into the shared cache (the one
+    /// Python's huggingface_hub uses) and print the snapshot folder, or with --file the path of
+    /// each file. Honours HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE.
+    #[cfg(feature = "hub")]
+    Download {
+        /// owner/name, owner/name@REVISION or hub:owner/name[@REVISION]
+        repo: String,
+        /// Branch, tag or commit (default: main).
+        #[arg(long)]
+        revision: Option<String>,
+        /// Use only the cache; never touch the network.
+        #[arg(long)]
+        offline: bool,
+        /// Download only this file (repeatable); prints each file's path.
+        #[arg(long = "file", value_name = "FILE")]
+        files: Vec<String>,
+        /// Cache folder (default: HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Hub URL (default: HF_ENDPOINT or https://huggingface.co).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -301,7 +324,10 @@ fn main() -> Result<()> {
     keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // hf-hub logs every exhausted retry at error level, even when avkd then answers
+            // from the cache; avkd's own errors say what failed (RUST_LOG=hf_hub=debug shows it).
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hf_hub=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -492,6 +518,35 @@ fn main() -> Result<()> {
                 }
             }
         },
+        #[cfg(feature = "hub")]
+        Command::Download {
+            repo,
+            revision,
+            offline,
+            files,
+            cache_dir,
+            endpoint,
+        } => {
+            // A zoo name downloads the Hub repo its entry names.
+            let repo = match avkd::models::registry::find(&repo) {
+                Ok(entry) if !repo.contains('/') => entry.hub_repo().to_string(),
+                _ => repo,
+            };
+            let target = avkd::hub::resolve_repo_id(&repo)?;
+            let mut opts = avkd::hub::HubOptions::from_env();
+            opts.revision = target.revision_with(revision)?;
+            opts.offline |= offline;
+            opts.cache_dir = cache_dir.or(opts.cache_dir);
+            opts.endpoint = endpoint.or(opts.endpoint);
+            if files.is_empty() {
+                let dir = avkd::hub::download_repo(&target.repo_id, &opts)?;
+                emit(&format!("{}\n", dir.display()))?;
+            }
+            for file in &files {
+                let path = avkd::hub::download_file(&target.repo_id, file, &opts)?;
+                emit(&format!("{}\n", path.display()))?;
+            }
+        }
         Command::Bench { what } => {
             let (timings, json) = match what {
                 BenchWhat::Vit {

@@ -78,22 +78,25 @@ struct Mapped<'a> {
     dropped: Vec<String>,
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
+/// Lower-case hex sha256 of a file, streamed.
+pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
     use sha2::Digest;
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| candle_core::Error::Msg(format!("opening {}: {e}", path.display())))?;
+    let mut f = std::fs::File::open(path)?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| candle_core::Error::Msg(format!("reading {}: {e}", path.display())))?;
+        let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    sha256_hex(path)
+        .map_err(|e| candle_core::Error::Msg(format!("hashing {}: {e}", path.display())))
 }
 
 /// A checkpoint to convert: a PyTorch file, or a safetensors file in the official names (what

@@ -1,13 +1,43 @@
-//! What `--model` names: a model folder, `hub:owner/name[@revision]`, or a zoo entry.
+//! What `--model` names: a model folder, `hub:owner/name[@revision]`, or a zoo entry (whose
+//! converted weights live in the Hub repo the entry names).
 
 use candle_core::Result;
 use std::path::PathBuf;
 
-/// The local folder of the model `spec` names.
+/// The local folder of the model `spec` names, downloading it (into the shared Hugging Face cache)
+/// when it is a Hub repo or a zoo entry that is not cached yet. `HF_HUB_OFFLINE=1` keeps it offline.
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     let path = PathBuf::from(spec);
     if path.is_dir() {
         return Ok(path);
     }
-    candle_core::bail!("--model {spec}: no such model folder")
+    if let Some(rest) = spec.strip_prefix("hub:") {
+        return download(rest, spec);
+    }
+    if let Ok(entry) = super::registry::find(spec) {
+        return download(entry.hub_repo(), spec);
+    }
+    if spec.contains('/') && !path.exists() && !spec.starts_with('.') && !spec.starts_with('/') {
+        candle_core::bail!(
+            "--model {spec}: no such folder; for a Hub repo write hub:{spec}, for a zoo entry see `avkd zoo list`"
+        )
+    }
+    candle_core::bail!(
+        "--model {spec}: not a model folder, a hub:owner/name[@rev] repo, or a zoo name (`avkd zoo list`)"
+    )
+}
+
+#[cfg(feature = "hub")]
+fn download(repo: &str, spec: &str) -> Result<PathBuf> {
+    let target = crate::hub::resolve_repo_id(repo).map_err(candle_core::Error::wrap)?;
+    let mut opts = crate::hub::HubOptions::from_env();
+    opts.revision = target.revision.clone();
+    opts.progress = true;
+    crate::hub::download_repo(&target.repo_id, &opts)
+        .map_err(|e| candle_core::Error::Msg(format!("--model {spec}: {e}")))
+}
+
+#[cfg(not(feature = "hub"))]
+fn download(repo: &str, spec: &str) -> Result<PathBuf> {
+    candle_core::bail!("--model {spec}: downloading {repo} needs avkd built with the `hub` feature")
 }
