@@ -3,7 +3,8 @@
 //!
 //! 1. `librosa.stft(y, n_fft=1024, hop_length=143)`: periodic Hann window (f64), centred with numpy
 //!    `reflect` padding of n_fft/2, one real FFT per frame in f64, stored as complex64;
-//! 2. power `|X|²` in f32 (numpy's complex64 abs), plus `np.finfo(float).eps` (rounded to f32 by value-based casting);
+//! 2. power `|X|²` in f32 (numpy's complex64 abs), plus `np.finfo(float).eps` (rounded to f32 by
+//!    value-based casting);
 //! 3. `M @ power` with the Slaney mel filterbank of 80 bands over [0, sr/2];
 //! 4. `ln(mel + 1.1920929e-7)` (torch's float32 eps), then `(x − mean) / std`.
 //!

@@ -63,7 +63,8 @@ pub fn slaney_mel_weights(
 ) -> Result<Vec<f32>> {
     if n_fft == 0 || n_mels == 0 || sample_rate == 0 || !(fmin >= 0.0 && fmin < fmax) {
         candle_core::bail!(
-            "slaney mel filterbank: bad arguments sr {sample_rate}, n_fft {n_fft}, n_mels {n_mels}, fmin {fmin}, fmax {fmax}"
+            "slaney mel filterbank: bad arguments sr {sample_rate}, n_fft {n_fft}, \
+             n_mels {n_mels}, fmin {fmin}, fmax {fmax}"
         )
     }
     let bins = n_fft / 2 + 1;
