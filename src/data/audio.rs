@@ -9,7 +9,7 @@
 //! files never panic.
 
 use super::audio_track::{decode_first_audio_track, err};
-use super::avi::{extract_audio, is_avi, AviAudio, WAVE_FORMAT_MPEGLAYER3};
+use super::avi::{extract_audio, is_avi, WAVE_FORMAT_MPEGLAYER3};
 use super::resample::resample;
 use candle_core::Result;
 use std::io::Cursor;
@@ -123,13 +123,8 @@ fn wav_container(format: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 fn decode_avi(bytes: &[u8], name: &str) -> Result<Audio> {
-    let AviAudio {
-        stream: index,
-        wave_format,
-        data,
-        truncated,
-    } = extract_audio(bytes, name)?;
-    let tag = u16::from_le_bytes([wave_format[0], wave_format[1]]);
+    let audio = extract_audio(bytes, name)?;
+    let (index, tag) = (audio.stream, audio.format_tag());
     let what = |e: SymError| match e {
         SymError::Unsupported(_) => err(
             name,
@@ -144,9 +139,9 @@ fn decode_avi(bytes: &[u8], name: &str) -> Result<Audio> {
         ),
     };
     let format: Box<dyn FormatReader> = if tag == WAVE_FORMAT_MPEGLAYER3 {
-        Box::new(MpaReader::try_new(stream(data), FormatOptions::default()).map_err(what)?)
+        Box::new(MpaReader::try_new(stream(audio.data), FormatOptions::default()).map_err(what)?)
     } else {
-        let wav = wav_container(&wave_format, &data);
+        let wav = wav_container(&audio.wave_format, &audio.data);
         get_probe()
             .probe(
                 Hint::new().with_extension("wav"),
@@ -156,7 +151,7 @@ fn decode_avi(bytes: &[u8], name: &str) -> Result<Audio> {
             )
             .map_err(what)?
     };
-    decode_first_audio_track(format, name, truncated)
+    decode_first_audio_track(format, name, audio.truncated)
 }
 
 /// The clip `[start_s, start_s + duration_s)` of `samples` (at `sample_rate`), as XKD's loader

@@ -167,14 +167,15 @@ impl LogMel {
         let eps = POWER_EPS as f32;
         for t in 0..frames {
             let start = (t * hop) as i64 - pad as i64;
-            for (j, (x, w)) in input.iter_mut().zip(&self.window).enumerate() {
-                let s = start + j as i64;
-                let idx = if s >= 0 && (s as usize) < wav.len() {
-                    s as usize
-                } else {
-                    reflect_index(s, wav.len())
-                };
-                *x = wav[idx] as f64 * w;
+            if start >= 0 && start as usize + n_fft <= wav.len() {
+                let frame = &wav[start as usize..start as usize + n_fft];
+                for ((x, w), &v) in input.iter_mut().zip(&self.window).zip(frame) {
+                    *x = v as f64 * w;
+                }
+            } else {
+                for (j, (x, w)) in input.iter_mut().zip(&self.window).enumerate() {
+                    *x = wav[reflect_index(start + j as i64, wav.len())] as f64 * w;
+                }
             }
             self.fft
                 .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
