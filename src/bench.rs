@@ -1,6 +1,8 @@
 //! Timing of the hot paths, for side-by-side comparison with PyTorch (scripts/bench_vs_torch.py runs
-//! both in one go and prints the ratios).
+//! both in one go and prints the ratios) and librosa (scripts/bench_audio_vs_librosa.py).
 
+use crate::data::audio::{decode_file, load_file, XKD_SAMPLE_RATE};
+use crate::data::mel::{LogMel, LogMelConfig};
 use crate::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
 use crate::models::classifier::{VideoClassifier, VideoClassifierConfig};
 use crate::models::xkd::encoder::XkdEncoder;
@@ -12,6 +14,7 @@ use crate::train::optim::{AdamW, AdamWConfig};
 use crate::train::param_groups::finetune_groups;
 use candle_core::{DType, Device, Result, Tensor};
 use serde::Serialize;
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,4 +139,36 @@ pub fn ccl(batch: usize, iters: usize, dev: &Device) -> Result<Vec<Timing>> {
         dev.synchronize()
     })?);
     Ok(out)
+}
+
+/// The audio front end, single-threaded: XKD's log-mel of 4 s at 16 kHz ([1, 80, 448]), and
+/// decoding `mp3` to mono, without and with resampling to 16 kHz (one file load of a data loader;
+/// tests/fixtures/media/tone1k_10s_44k_stereo.mp3 is a 10 s 44.1 kHz stereo file).
+pub fn audio(mp3: &Path, iters: usize) -> Result<Vec<Timing>> {
+    let lm = LogMel::new(LogMelConfig::xkd())?;
+    // A tone in deterministic noise (the cost does not depend on the values).
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let wav: Vec<f32> = (0..64_000)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let noise = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            0.3 * (i as f32 * 0.2).sin() + 0.05 * noise
+        })
+        .collect();
+    Ok(vec![
+        time_it("xkd_logmel_4s", iters, || {
+            lm.forward(&wav, &Device::Cpu)?;
+            Ok(())
+        })?,
+        time_it("decode_mp3_10s", iters, || {
+            decode_file(mp3)?;
+            Ok(())
+        })?,
+        time_it("decode_resample_mp3_10s", iters, || {
+            load_file(mp3, XKD_SAMPLE_RATE)?;
+            Ok(())
+        })?,
+    ])
 }

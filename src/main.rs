@@ -210,6 +210,16 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Audio: XKD's log-mel of 4 s, decoding (and resampling to 16 kHz) of an MP3 (for
+    /// scripts/bench_audio_vs_librosa.py).
+    Audio {
+        #[arg(long, default_value = "tests/fixtures/media/tone1k_10s_44k_stereo.mp3")]
+        mp3: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// CCL: R(2+1)D-18 on [B, 3, 16, 112, 112] forward and forward+backward, a 3x3x3 Conv3d.
     Ccl {
         #[arg(long, default_value_t = 8)]
@@ -324,10 +334,10 @@ fn main() -> Result<()> {
     keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
-            // hf-hub logs every exhausted retry at error level, even when avkd then answers
-            // from the cache; avkd's own errors say what failed (RUST_LOG=hf_hub=debug shows it).
+            // hf-hub logs every exhausted retry at error level, even when avkd then answers from
+            // the cache; symphonia logs every file it opens at info level.
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hf_hub=off".into()),
+                .unwrap_or_else(|_| "info,hf_hub=off,symphonia=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -562,6 +572,7 @@ fn main() -> Result<()> {
                     )?,
                     json,
                 ),
+                BenchWhat::Audio { mp3, iters, json } => (avkd::bench::audio(&mp3, iters)?, json),
                 BenchWhat::Ccl {
                     batch,
                     iters,
@@ -577,7 +588,7 @@ fn main() -> Result<()> {
             } else {
                 for t in timings {
                     println!(
-                        "{:28} median {:8.3} s  min {:8.3} s  ({} iters)",
+                        "{:28} median {:9.4} s  min {:9.4} s  ({} iters)",
                         t.name, t.median_s, t.min_s, t.iters
                     );
                 }

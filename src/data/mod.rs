@@ -1,7 +1,14 @@
-//! Data: benchmark splits, what exists on disk for a listed video, frame-folder decoding, and
-//! synthetic audio-visual clips (in memory, and as a small dataset on disk in UCF101's layout).
+//! Data: benchmark splits, what exists on disk for a listed video, frame-folder decoding, audio
+//! decoding, resampling and segmenting, XKD's log-mel, and synthetic audio-visual clips (in memory,
+//! and as a small dataset on disk in UCF101's layout).
 
+pub mod audio;
+mod audio_track;
+pub mod avi;
 pub mod media;
+pub mod mel;
+pub mod mel_filters;
+pub mod resample;
 pub mod splits;
 pub mod synth;
 pub mod synth_dataset;

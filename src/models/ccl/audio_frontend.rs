@@ -8,6 +8,7 @@
 //! gradient (candle's conv1d weight gradient is wrong for batch > 1).
 
 use super::cnn14::Cnn14Config;
+use crate::data::mel_filters::{periodic_hann, slaney_mel_weights};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
@@ -15,13 +16,6 @@ use candle_nn::{Init, VarBuilder};
 pub const AMIN: f64 = 1e-10;
 /// `ref` of torchlibrosa's `power_to_db` (PANNs uses 1.0, so nothing is subtracted).
 pub const REF: f64 = 1.0;
-
-/// The periodic Hann window of length `n` (scipy's `get_window('hann', n, fftbins=True)`).
-pub fn periodic_hann(n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
-        .collect()
-}
 
 /// torchlibrosa's STFT kernels `conv_real.weight` and `conv_imag.weight`, each [n_fft/2+1, 1, n_fft]:
 /// cos(2πkn/N)·w[n] and −sin(2πkn/N)·w[n] with the periodic Hann window w (win_length = n_fft).
@@ -47,45 +41,8 @@ pub fn dft_kernels(n_fft: usize, device: &Device) -> Result<(Tensor, Tensor)> {
     ))
 }
 
-/// librosa's Slaney mel scale (`hz_to_mel(f, htk=False)`): linear below 1 kHz, logarithmic above.
-pub fn hz_to_mel(hz: f64) -> f64 {
-    let f_sp = 200.0 / 3.0;
-    let min_log_mel = 1000.0 / f_sp;
-    let logstep = 6.4f64.ln() / 27.0;
-    if hz >= 1000.0 {
-        min_log_mel + (hz / 1000.0).ln() / logstep
-    } else {
-        hz / f_sp
-    }
-}
-
-/// The inverse of [`hz_to_mel`] (`mel_to_hz(m, htk=False)`).
-pub fn mel_to_hz(mel: f64) -> f64 {
-    let f_sp = 200.0 / 3.0;
-    let min_log_mel = 1000.0 / f_sp;
-    let logstep = 6.4f64.ln() / 27.0;
-    if mel >= min_log_mel {
-        1000.0 * (logstep * (mel - min_log_mel)).exp()
-    } else {
-        f_sp * mel
-    }
-}
-
-/// `np.linspace(start, stop, num)`: `i·step + start`, the last point set to `stop` exactly.
-fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
-    let div = num.saturating_sub(1).max(1) as f64;
-    let step = (stop - start) / div;
-    let mut v: Vec<f64> = (0..num).map(|i| i as f64 * step + start).collect();
-    if num > 1 {
-        v[num - 1] = stop;
-    }
-    v
-}
-
 /// `logmel_extractor.melW` [n_fft/2+1, n_mels]: the transpose of
 /// `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm='slaney')` (librosa 0.9.2).
-/// librosa stores the triangles in f32 before multiplying by the Slaney norm in f64; both roundings
-/// are reproduced.
 pub fn slaney_mel_filterbank(
     sample_rate: usize,
     n_fft: usize,
@@ -94,31 +51,10 @@ pub fn slaney_mel_filterbank(
     fmax: f64,
     device: &Device,
 ) -> Result<Tensor> {
-    if n_fft == 0 || n_mels == 0 || sample_rate == 0 || !(fmin >= 0.0 && fmin < fmax) {
-        candle_core::bail!(
-            "slaney_mel_filterbank: bad arguments sr {sample_rate}, n_fft {n_fft}, n_mels {n_mels}, fmin {fmin}, fmax {fmax}"
-        )
-    }
-    let bins = n_fft / 2 + 1;
-    // np.fft.rfftfreq(n_fft, 1/sr)
-    let val = 1.0 / (n_fft as f64 * (1.0 / sample_rate as f64));
-    let fftfreqs: Vec<f64> = (0..bins).map(|k| k as f64 * val).collect();
-    let mel_f: Vec<f64> = linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2)
-        .into_iter()
-        .map(mel_to_hz)
-        .collect();
-    let mut mel_w = vec![0f32; bins * n_mels];
-    for m in 0..n_mels {
-        let (lo_diff, hi_diff) = (mel_f[m + 1] - mel_f[m], mel_f[m + 2] - mel_f[m + 1]);
-        let enorm = 2.0 / (mel_f[m + 2] - mel_f[m]);
-        for (k, f) in fftfreqs.iter().enumerate() {
-            let lower = -(mel_f[m] - f) / lo_diff;
-            let upper = (mel_f[m + 2] - f) / hi_diff;
-            let tri = 0f64.max(lower.min(upper)) as f32;
-            mel_w[k * n_mels + m] = (tri as f64 * enorm) as f32;
-        }
-    }
-    Tensor::from_vec(mel_w, (bins, n_mels), device)
+    let weights = slaney_mel_weights(sample_rate, n_fft, n_mels, fmin, fmax)?;
+    Tensor::from_vec(weights, (n_mels, n_fft / 2 + 1), device)?
+        .t()?
+        .contiguous()
 }
 
 /// A frozen buffer of the checkpoint: loaded when `vb` has it; otherwise `computed` is used, and
@@ -275,14 +211,6 @@ impl LogMelFrontend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mel_scale_round_trips() {
-        for hz in [0.0, 50.0, 999.0, 1000.0, 4321.0, 14000.0] {
-            assert!((mel_to_hz(hz_to_mel(hz)) - hz).abs() < 1e-9 * hz.max(1.0));
-        }
-        assert!((hz_to_mel(1000.0) - 15.0).abs() < 1e-12);
-    }
 
     /// n_fft 4, hop 2, 5 samples: padded x2 x1 | x0 x1 x2 x3 x4 | x3 x2, frames start every 2.
     #[test]
