@@ -538,10 +538,7 @@ fn main() -> Result<()> {
             endpoint,
         } => {
             // A zoo name downloads the Hub repo its entry names.
-            let repo = match avkd::models::registry::find(&repo) {
-                Ok(entry) if !repo.contains('/') => entry.hub_repo().to_string(),
-                _ => repo,
-            };
+            let repo = avkd::models::resolve::hub_repo_of(&repo).unwrap_or(repo);
             let target = avkd::hub::resolve_repo_id(&repo)?;
             let mut opts = avkd::hub::HubOptions::from_env();
             opts.revision = target.revision_with(revision)?;

@@ -8,9 +8,9 @@
 //! thread while the checkpoint is parsed and checked.
 
 use super::detect::{apply_overrides, detect, infer_config, source_for_kind, Shapes, SourceKind};
-use super::export::{with_format_metadata, write_atomic};
+use super::export::{with_format_metadata, write_folder_descriptions};
 use super::keymap::{xkd_backbone_to_avkd, xkd_eval_to_avkd, Modality};
-use super::model_card::{model_card, CardSource};
+use super::model_card::CardSource;
 use super::pth::{read_checkpoint, Checkpoint, TensorRef};
 use super::safetensors_writer::{write_streaming, PendingTensor};
 use super::xkd_net::xkd_net_from_official;
@@ -532,15 +532,10 @@ fn write_folder(src: &Path, sha: &str, out: &Path, checked: Checked<'_>) -> Resu
         ("converter".to_string(), "avkd convert".to_string()),
     ]));
     write_streaming(&out.join("model.safetensors"), checked.pending, &metadata)?;
-    let saved = SavedConfig::new(cfg.clone());
-    write_atomic(&out.join("config.json"), saved.to_json()?.as_bytes())?;
-    let pre = PreprocessorConfig::for_model(cfg);
-    let pre_json =
-        serde_json::to_string_pretty(&pre).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    write_atomic(&out.join("preprocessor_config.json"), pre_json.as_bytes())?;
-    let card = model_card(
-        &saved,
-        &pre,
+    write_folder_descriptions(
+        out,
+        &SavedConfig::new(cfg.clone()),
+        &PreprocessorConfig::for_model(cfg),
         &CardSource {
             file: file_name,
             sha256: sha.to_string(),
@@ -548,8 +543,7 @@ fn write_folder(src: &Path, sha: &str, out: &Path, checked: Checked<'_>) -> Resu
             tensors,
             initialised: checked.initialised.clone(),
         },
-    );
-    write_atomic(&out.join("README.md"), card.as_bytes())?;
+    )?;
     Ok(ConvertReport {
         out_dir: out.to_path_buf(),
         model_type: cfg.model_type().to_string(),

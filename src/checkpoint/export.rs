@@ -5,6 +5,7 @@
 use super::keymap::avkd_to_official;
 use super::model_card::{model_card, CardSource};
 use super::safetensors_writer::{write_streaming, PendingTensor};
+use crate::models::config::{PreprocessorConfig, SavedConfig};
 use crate::models::folder::ModelFolder;
 use candle_core::{DType, Device, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -142,24 +143,34 @@ pub fn export_model(
     let weights = export_weights_path(out);
     write_streaming(&weights, pending, &with_format_metadata(&meta))?;
     if weights.parent() == Some(out) {
-        write_atomic(&out.join("config.json"), cfg.to_json()?.as_bytes())?;
-        let pre = serde_json::to_string_pretty(&folder.preprocessor)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        write_atomic(&out.join("preprocessor_config.json"), pre.as_bytes())?;
-        let card = model_card(
-            cfg,
-            &folder.preprocessor,
-            &CardSource {
-                file: meta.get("source_file").cloned().unwrap_or_default(),
-                sha256: meta.get("source_sha256").cloned().unwrap_or_default(),
-                parameters,
-                tensors: count,
-                initialised: Vec::new(),
-            },
-        );
-        write_atomic(&out.join("README.md"), card.as_bytes())?;
+        let source = CardSource {
+            file: meta.get("source_file").cloned().unwrap_or_default(),
+            sha256: meta.get("source_sha256").cloned().unwrap_or_default(),
+            parameters,
+            tensors: count,
+            initialised: Vec::new(),
+        };
+        write_folder_descriptions(out, cfg, &folder.preprocessor, &source)?;
     }
     Ok(weights)
+}
+
+/// The files beside `model.safetensors` in a model folder: `config.json`,
+/// `preprocessor_config.json` and the `README.md` model card.
+pub fn write_folder_descriptions(
+    dir: &Path,
+    cfg: &SavedConfig,
+    pre: &PreprocessorConfig,
+    source: &CardSource,
+) -> Result<()> {
+    write_atomic(&dir.join("config.json"), cfg.to_json()?.as_bytes())?;
+    let pre_json =
+        serde_json::to_string_pretty(pre).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    write_atomic(&dir.join("preprocessor_config.json"), pre_json.as_bytes())?;
+    write_atomic(
+        &dir.join("README.md"),
+        model_card(cfg, pre, source).as_bytes(),
+    )
 }
 
 #[cfg(test)]

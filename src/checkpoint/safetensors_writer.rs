@@ -41,22 +41,34 @@ fn dtype_name(dtype: DType) -> Result<&'static str> {
     })
 }
 
-/// The little-endian bytes of `t` (any device), as stored.
-pub fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
-    let flat = t.flatten_all()?.to_device(&candle_core::Device::Cpu)?;
-    fn cast<T: bytemuck::Pod>(v: Vec<T>) -> Vec<u8> {
-        bytemuck::cast_slice(&v).to_vec()
+/// Writes the little-endian bytes of `t` (any device) as stored, without an intermediate copy.
+fn write_tensor(w: &mut impl Write, t: &Tensor) -> std::io::Result<()> {
+    let to_io = |e: candle_core::Error| std::io::Error::other(e.to_string());
+    let flat = t
+        .flatten_all()
+        .and_then(|f| f.to_device(&candle_core::Device::Cpu))
+        .map_err(to_io)?;
+    fn bytes<T: bytemuck::Pod + candle_core::WithDType>(
+        w: &mut impl Write,
+        t: &Tensor,
+    ) -> std::io::Result<()> {
+        let v = t
+            .to_vec1::<T>()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        w.write_all(bytemuck::cast_slice(&v))
     }
-    Ok(match flat.dtype() {
-        DType::F32 => cast(flat.to_vec1::<f32>()?),
-        DType::F16 => cast(flat.to_vec1::<half::f16>()?),
-        DType::BF16 => cast(flat.to_vec1::<half::bf16>()?),
-        DType::F64 => cast(flat.to_vec1::<f64>()?),
-        DType::I64 => cast(flat.to_vec1::<i64>()?),
-        DType::U32 => cast(flat.to_vec1::<u32>()?),
-        DType::U8 => flat.to_vec1::<u8>()?,
-        other => candle_core::bail!("cannot write dtype {other:?} to safetensors"),
-    })
+    match flat.dtype() {
+        DType::F32 => bytes::<f32>(w, &flat),
+        DType::F16 => bytes::<half::f16>(w, &flat),
+        DType::BF16 => bytes::<half::bf16>(w, &flat),
+        DType::F64 => bytes::<f64>(w, &flat),
+        DType::I64 => bytes::<i64>(w, &flat),
+        DType::U32 => bytes::<u32>(w, &flat),
+        DType::U8 => bytes::<u8>(w, &flat),
+        other => Err(std::io::Error::other(format!(
+            "cannot write dtype {other:?} to safetensors"
+        ))),
+    }
 }
 
 /// Writes `tensors` (sorted by name in the file) with `metadata` to `path`, atomically.
@@ -113,8 +125,7 @@ pub fn write_streaming(
             } else {
                 data.to_dtype(t.dtype)?
             };
-            w.write_all(&tensor_bytes(&data)?)
-                .map_err(|e| io(&tmp, e))?;
+            write_tensor(&mut w, &data).map_err(|e| io(&tmp, format!("`{}`: {e}", t.name)))?;
         }
         let file = w.into_inner().map_err(|e| io(&tmp, e.error()))?;
         file.sync_all().map_err(|e| io(&tmp, e))?;

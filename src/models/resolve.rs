@@ -11,11 +11,8 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     if path.is_dir() {
         return Ok(path);
     }
-    if let Some(rest) = spec.strip_prefix("hub:") {
-        return download(rest, spec);
-    }
-    if let Ok(entry) = super::registry::find(spec) {
-        return download(entry.hub_repo(), spec);
+    if let Some(repo) = hub_repo_of(spec) {
+        return download(&repo, spec);
     }
     if spec.contains('/') && !path.exists() && !spec.starts_with('.') && !spec.starts_with('/') {
         candle_core::bail!(
@@ -25,6 +22,20 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     candle_core::bail!(
         "--model {spec}: not a model folder, a hub:owner/name[@rev] repo, or a zoo name (`avkd zoo list`)"
     )
+}
+
+/// The Hub repo a spec names: `hub:owner/name[@rev]` (returned without the prefix), or a zoo
+/// entry's repo. `None` for anything else (a path, or a bare `owner/name`).
+pub fn hub_repo_of(spec: &str) -> Option<String> {
+    if let Some(rest) = spec.strip_prefix("hub:") {
+        return Some(rest.to_string());
+    }
+    if spec.contains('/') {
+        return None;
+    }
+    super::registry::find(spec)
+        .ok()
+        .map(|entry| entry.hub_repo().to_string())
 }
 
 #[cfg(feature = "hub")]
