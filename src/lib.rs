@@ -9,6 +9,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod eval;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod models;

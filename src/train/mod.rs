@@ -5,6 +5,7 @@ pub mod ema;
 pub mod metrics;
 pub mod optim;
 pub mod param_groups;
+pub mod plot;
 pub mod pretrain;
 pub mod schedule;
 pub mod sgd;

@@ -1,0 +1,15 @@
+//! Evaluation: video-level multi-view accuracy, reports over folds, linear probes on frozen
+//! features (a trained linear head, and the papers' `LinearSVC`).
+
+pub mod linear_probe;
+pub mod linear_svm;
+pub mod report;
+pub mod video_level;
+
+pub use linear_probe::{FeatureNorm, LinearProbe, LinearProbeConfig, ProbeOptimizer, ProbeStep};
+pub use linear_svm::{
+    svm_sweep, svm_video_metrics, CResult, CSelection, LinearSvc, LinearSvcConfig, SvmData,
+    SvmSweep,
+};
+pub use report::{EvalReport, FoldResult, Protocol, Summary};
+pub use video_level::{ClassificationMetrics, VideoPrediction, VideoScores};
