@@ -207,7 +207,8 @@ impl LinearSvc {
         if num_classes < 2 {
             candle_core::bail!("LinearSVC fit: needs at least 2 classes, got {num_classes}")
         }
-        if !(cfg.c > 0.0 && cfg.c.is_finite()) || !(cfg.tol > 0.0) || cfg.max_iter == 0 {
+        let valid = cfg.c > 0.0 && cfg.c.is_finite() && cfg.tol > 0.0 && cfg.max_iter > 0;
+        if !valid {
             candle_core::bail!(
                 "LinearSVC fit: invalid C {} / tol {} / max_iter {}",
                 cfg.c,
