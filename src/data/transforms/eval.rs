@@ -100,22 +100,23 @@ impl TestAugment {
             ResizeKind::TorchBilinear => {
                 let ys = TorchLinear::new(h, nh);
                 let xs = TorchLinear::new(w, nw);
+                // Resize the union of the crop windows once, then copy each crop out of it.
+                let ux = rects.iter().map(|r| r.x).min().unwrap_or(0);
+                let uy = rects.iter().map(|r| r.y).min().unwrap_or(0);
+                let uw = rects.iter().map(|r| r.x + s).max().unwrap_or(s) - ux;
+                let uh = rects.iter().map(|r| r.y + s).max().unwrap_or(s) - uy;
+                let mut union = vec![0f32; uw * uh];
                 for (t, f) in frames.iter().enumerate() {
                     let raw = f.as_raw();
                     for (c, table) in lut.iter().enumerate() {
                         let pix = |y: usize, x: usize| table[raw[(y * w + x) * 3 + c] as usize];
+                        torch_bilinear_window(pix, &ys, &xs, uy, uh, ux, uw, false, &mut union);
                         for (clip, r) in clips.iter_mut().zip(&rects) {
-                            torch_bilinear_window(
-                                pix,
-                                &ys,
-                                &xs,
-                                r.y,
-                                s,
-                                r.x,
-                                s,
-                                false,
-                                clip.plane_mut(c, t),
-                            );
+                            let plane = clip.plane_mut(c, t);
+                            for (y, row) in plane.chunks_exact_mut(s).enumerate() {
+                                let at = (r.y - uy + y) * uw + r.x - ux;
+                                row.copy_from_slice(&union[at..at + s]);
+                            }
                         }
                     }
                 }

@@ -210,7 +210,8 @@ pub fn sharpness(img: &mut RgbImage, factor: f64) {
 
 /// `Image.transform(size, AFFINE, (a, b, c, d, e, f), BILINEAR, fillcolor=fill)`: output pixel
 /// (x, y) samples the input at (a·(x+.5) + b·(y+.5) + c, d·(x+.5) + e·(y+.5) + f) with PIL's
-/// bilinear filter; samples outside the image keep the fill colour.
+/// bilinear filter (`bilinear_filter32RGB`: f64, edge-clamped taps, truncated to u8); samples
+/// outside the image keep the fill colour.
 pub fn affine(img: &RgbImage, m: [f64; 6], fill: [u8; 3]) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let src = img.as_raw();
@@ -247,7 +248,7 @@ pub fn affine(img: &RgbImage, m: [f64; 6], fill: [u8; 3]) -> RgbImage {
                 } else if v >= 255.0 {
                     255
                 } else {
-                    (v + 0.5) as u8
+                    v as u8
                 };
             }
         }

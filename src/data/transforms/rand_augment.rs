@@ -133,7 +133,7 @@ pub struct RandAugment {
     pub fill: [u8; 3],
 }
 
-/// One op as drawn for a clip: `None` arg means the op was skipped (its 0.5 coin).
+/// One op as drawn for a clip (ops whose 0.5 coin said skip are left out), with timm's argument.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DrawnOp {
     pub op: AugOp,

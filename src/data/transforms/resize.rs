@@ -185,17 +185,30 @@ pub fn torch_bilinear_window(
     flip: bool,
     out: &mut [f32],
 ) {
+    // Separable: each needed source row is interpolated horizontally once (rows are shared by
+    // neighbouring outputs), then rows are blended; the same products and sums as torch's kernel.
+    let (ylo, yhi) = (ys.taps[oy].0, ys.taps[oy + oh - 1].1);
+    let mut rows = vec![0f32; (yhi - ylo + 1) * ow];
+    for (k, row) in rows.chunks_exact_mut(ow).enumerate() {
+        let y = ylo + k;
+        for (c, v) in row.iter_mut().enumerate() {
+            let (x0, x1, w0, w1) = xs.taps[ox + c];
+            *v = pix(y, x0) * w0 + pix(y, x1) * w1;
+        }
+    }
     for r in 0..oh {
         let (y0, y1, h0, h1) = ys.taps[oy + r];
-        let row = &mut out[r * ow..(r + 1) * ow];
-        for c in 0..ow {
-            let (x0, x1, w0, w1) = xs.taps[ox + c];
-            // torch's CPU kernel: h0 * (w0 * a + w1 * b) + h1 * (w0 * c + w1 * d).
-            let top = pix(y0, x0) * w0 + pix(y0, x1) * w1;
-            let bot = pix(y1, x0) * w0 + pix(y1, x1) * w1;
-            let v = top * h0 + bot * h1;
-            let dst = if flip { ow - 1 - c } else { c };
-            row[dst] = v;
+        let top = &rows[(y0 - ylo) * ow..(y0 - ylo + 1) * ow];
+        let bot = &rows[(y1 - ylo) * ow..(y1 - ylo + 1) * ow];
+        let out_row = &mut out[r * ow..(r + 1) * ow];
+        if flip {
+            for (c, (&t, &b)) in top.iter().zip(bot).enumerate() {
+                out_row[ow - 1 - c] = t * h0 + b * h1;
+            }
+        } else {
+            for ((o, &t), &b) in out_row.iter_mut().zip(top).zip(bot) {
+                *o = t * h0 + b * h1;
+            }
         }
     }
 }
