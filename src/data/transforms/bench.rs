@@ -38,22 +38,23 @@ pub fn bench_transforms(iters: usize) -> Result<Vec<(String, f64)>> {
     let (imnet, kin) = (Normalization::imagenet(), Normalization::ccl_kinetics());
     let (xtr, xte) = (TrainAugment::xkd_finetune(224), TestAugment::xkd(224));
     let (ctr, cte) = (TrainAugment::ccl(112), TestAugment::ccl(112));
-    let mut out = Vec::new();
-    out.push((
-        "xkd train 32x240x320->224".to_string(),
-        time_ms(iters, || xtr.apply(&x32, &imnet, &mut rng).map(|_| ()))?,
-    ));
-    out.push((
-        "xkd test 32x240x320->3x224".to_string(),
-        time_ms(iters, || xte.apply(&x32, &imnet).map(|_| ()))?,
-    ));
-    out.push((
-        "ccl train 16x240x320->112".to_string(),
-        time_ms(iters, || ctr.apply(&x16, &kin, &mut rng).map(|_| ()))?,
-    ));
-    out.push((
-        "ccl test 16x240x320->112".to_string(),
-        time_ms(iters, || cte.apply(&x16, &kin).map(|_| ()))?,
-    ));
+    let out = vec![
+        (
+            "xkd train 32x240x320->224".to_string(),
+            time_ms(iters, || xtr.apply(&x32, &imnet, &mut rng).map(|_| ()))?,
+        ),
+        (
+            "xkd test 32x240x320->3x224".to_string(),
+            time_ms(iters, || xte.apply(&x32, &imnet).map(|_| ()))?,
+        ),
+        (
+            "ccl train 16x240x320->112".to_string(),
+            time_ms(iters, || ctr.apply(&x16, &kin, &mut rng).map(|_| ()))?,
+        ),
+        (
+            "ccl test 16x240x320->112".to_string(),
+            time_ms(iters, || cte.apply(&x16, &kin).map(|_| ()))?,
+        ),
+    ];
     Ok(out)
 }

@@ -168,7 +168,7 @@ impl Mixup {
             )));
         }
         let b = dims[0];
-        if b == 0 || b % 2 != 0 {
+        if b == 0 || !b.is_multiple_of(2) {
             return Err(msg(format!(
                 "mixup: the batch size must be even and > 0, found {b}"
             )));

@@ -43,8 +43,8 @@ pub fn autocontrast_lut(img: &RgbImage) -> [[u8; 256]; 3] {
             (Some(lo), Some(hi)) if hi > lo => {
                 let scale = 255.0 / (hi - lo) as f64;
                 let offset = -(lo as f64) * scale;
-                for ix in 0..256 {
-                    lut[c][ix] = ((ix as f64 * scale + offset) as i64).clamp(0, 255) as u8;
+                for (ix, v) in lut[c].iter_mut().enumerate() {
+                    *v = ((ix as f64 * scale + offset) as i64).clamp(0, 255) as u8;
                 }
             }
             _ => lut[c] = same_lut(|v| v)[0],
