@@ -12,4 +12,5 @@ pub mod resample;
 pub mod splits;
 pub mod synth;
 pub mod synth_dataset;
+pub mod transforms;
 pub mod video;
