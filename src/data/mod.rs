@@ -5,6 +5,8 @@
 pub mod audio;
 mod audio_track;
 pub mod avi;
+pub mod clip_sampling;
+pub mod loader;
 pub mod media;
 pub mod mel;
 pub mod mel_filters;
