@@ -2,9 +2,13 @@
 
 pub mod clip;
 pub mod ema;
+pub mod finetune;
+pub mod finetune_config;
+pub mod finetune_model;
 pub mod metrics;
 pub mod optim;
 pub mod param_groups;
 pub mod pretrain;
 pub mod schedule;
 pub mod sgd;
+pub mod train_state;
