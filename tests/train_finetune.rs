@@ -304,7 +304,7 @@ fn check_resume(s: &Setup, name: &str, stop: RunOptions, expect_mid_epoch: bool)
         metrics_without_timing(&full.join("metrics.jsonl")),
         metrics_without_timing(&cut.join("metrics.jsonl")),
     );
-    assert_eq!(ma.len(), (s.cfg.epochs * 3 + s.cfg.epochs) as usize);
+    assert_eq!(ma.len(), s.cfg.epochs * 3 + s.cfg.epochs);
     assert_eq!(ma, mb, "{name}: metrics differ");
     std::fs::remove_dir_all(&full).ok();
     std::fs::remove_dir_all(&cut).ok();
@@ -767,5 +767,44 @@ fn missing_or_corrupt_checkpoints_are_clear_errors() -> Result<()> {
         .to_string();
     assert!(err.contains("linear"), "{err}");
     std::fs::remove_dir_all(&out).ok();
+    Ok(())
+}
+
+#[test]
+fn starts_from_a_full_xkd_net_and_drop_path_is_wired() -> Result<()> {
+    use avkd::models::xkd::net::{XkdNet, XkdVariant};
+    use avkd::models::xkd::XkdEncoder;
+    let x = SynthClips::new(2, 2, 2, 9).tensor(&[0, 1])?;
+    for variant in [XkdVariant::Xkd, XkdVariant::Mas] {
+        let mut net_cfg = small_xkd_config();
+        net_cfg.variant = variant;
+        let src = ParamStore::new(4, DType::F32, &Device::Cpu);
+        let net = XkdNet::new(&net_cfg, &src)?;
+        let want = net.video_student().features(&x)?.to_vec2::<f32>()?;
+        let start = (ModelConfig::xkd_net(net_cfg), src.tensors()?);
+        let (model, _) = build(&start, &vit_config(), 2)?;
+        assert_eq!(model.features(&x)?.to_vec2::<f32>()?, want, "{variant:?}");
+    }
+
+    // Stochastic depth: training-mode logits depend on the step's generator iff drop_path > 0.
+    let mut cfg = vit_config();
+    cfg.head_dropout = 0.0;
+    for (rate, differ) in [(0.0, false), (0.5, true)] {
+        cfg.drop_path = rate;
+        let (model, _) = build(&vit_start()?, &cfg, 2)?;
+        let a = model
+            .logits_t(&x, Some(&mut SeededRng::new(1)))?
+            .to_vec2::<f32>()?;
+        let b = model
+            .logits_t(&x, Some(&mut SeededRng::new(2)))?
+            .to_vec2::<f32>()?;
+        assert_eq!(a != b, differ, "drop_path {rate}");
+    }
+    // R(2+1)D has neither knob.
+    let err = build(&r21d_start()?, &vit_config(), 2)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("drop path"), "{err}");
     Ok(())
 }

@@ -350,6 +350,7 @@ pub fn finetune(
         opt.load_state(&ck.optimizer, ck.state.optimizer_steps)
             .map_err(ctx)?;
         state = TrainerState {
+            avkd_version: env!("CARGO_PKG_VERSION").to_string(),
             config: cfg.clone(),
             ..ck.state
         };
@@ -493,7 +494,7 @@ pub fn finetune(
             if mid_epoch
                 && cfg
                     .save_every_steps
-                    .is_some_and(|n| state.global_step % n as u64 == 0)
+                    .is_some_and(|n| state.global_step.is_multiple_of(n as u64))
             {
                 save(&last_dir, &state, &opt)?;
                 tracing::info!(step = state.global_step, "saved {}", last_dir.display());
@@ -509,7 +510,7 @@ pub fn finetune(
         state.batch_in_epoch = 0;
         epochs_run += 1;
         let mut improved = false;
-        if (epoch + 1) % cfg.eval_every == 0 || epoch + 1 == cfg.epochs {
+        if (epoch + 1).is_multiple_of(cfg.eval_every) || epoch + 1 == cfg.epochs {
             let outcome = eval(model, epoch)?;
             let mut record = serde_json::json!({"kind": "eval", "epoch": epoch});
             if let serde_json::Value::Object(extra) = &outcome.json {

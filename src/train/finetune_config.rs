@@ -252,7 +252,8 @@ impl FinetuneConfig {
         if self.save_every_steps == Some(0) {
             bad("save_every_steps", "must be at least 1 (or left out)")?
         }
-        if !(self.base_lr >= 0.0) || !(self.min_lr >= 0.0) || !(self.warmup_lr >= 0.0) {
+        let nonneg = |x: f64| x >= 0.0; // false for NaN
+        if !nonneg(self.base_lr) || !nonneg(self.min_lr) || !nonneg(self.warmup_lr) {
             bad("base_lr/min_lr/warmup_lr", "must be non-negative numbers")?
         }
         if !(self.layer_decay > 0.0 && self.layer_decay <= 1.0) {
@@ -267,7 +268,7 @@ impl FinetuneConfig {
         if self.warmup_epochs > 0 && matches!(self.schedule, ScheduleConfig::Multistep { .. }) {
             bad("warmup_epochs", "must be 0 with the multistep schedule (warmup is per iteration, for warmup_cosine)")?
         }
-        if self.clip_grad.is_some_and(|c| !(c > 0.0)) {
+        if self.clip_grad.is_some_and(|c| c.is_nan() || c <= 0.0) {
             bad("clip_grad", "must be positive (or left out)")?
         }
         Ok(())

@@ -262,7 +262,10 @@ fn vit_config(backbone: &VideoVitConfig, opts: &FinetuneModelOptions) -> ModelCo
 }
 
 fn check_image_size(cfg: &VideoVitConfig, size: usize) -> Result<()> {
-    if size == 0 || size % cfg.patch_size[0] != 0 || size % cfg.patch_size[1] != 0 {
+    if size == 0
+        || !size.is_multiple_of(cfg.patch_size[0])
+        || !size.is_multiple_of(cfg.patch_size[1])
+    {
         bail!(
             "image_size {size} is not a multiple of the {:?} patch size",
             cfg.patch_size
