@@ -2,6 +2,9 @@
 
 pub mod clip;
 pub mod ema;
+pub mod finetune;
+pub mod finetune_config;
+pub mod finetune_model;
 pub mod metrics;
 pub mod optim;
 pub mod param_groups;
@@ -9,3 +12,4 @@ pub mod plot;
 pub mod pretrain;
 pub mod schedule;
 pub mod sgd;
+pub mod train_state;
