@@ -14,12 +14,11 @@
 //! the (epoch, batch, step) position.
 
 use super::clip::clip_grad_norm;
-use super::finetune_config::{FinetuneConfig, OptimizerConfig, ScheduleConfig};
+use super::finetune_config::FinetuneConfig;
 use super::finetune_model::FinetuneModel;
+use super::finetune_optim::Optimizer;
+pub use super::finetune_optim::{group_learning_rates, scheduled_lr, steps_per_epoch};
 use super::metrics::MetricsWriter;
-use super::optim::{AdamW, AdamWConfig, ParamGroup};
-use super::schedule::{MultiStepLr, WarmupCosine};
-use super::sgd::{Sgd, SgdConfig};
 use super::train_state::{read_checkpoint, write_checkpoint, CheckpointContents, TrainerState};
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
@@ -95,117 +94,6 @@ pub struct FinetuneSummary {
     pub last_dir: PathBuf,
     pub best_dir: PathBuf,
     pub metrics_path: PathBuf,
-}
-
-/// AdamW or SGD behind one interface.
-enum Optimizer {
-    AdamW(AdamW),
-    Sgd(Sgd),
-}
-
-impl Optimizer {
-    fn new(cfg: &FinetuneConfig, groups: Vec<ParamGroup>) -> Result<Self> {
-        Ok(match cfg.optimizer {
-            OptimizerConfig::Adamw { betas, eps, .. } => Self::AdamW(AdamW::new(
-                groups,
-                AdamWConfig {
-                    lr: cfg.base_lr,
-                    beta1: betas[0],
-                    beta2: betas[1],
-                    eps,
-                },
-            )?),
-            OptimizerConfig::Sgd {
-                momentum, nesterov, ..
-            } => Self::Sgd(Sgd::new(
-                groups,
-                SgdConfig {
-                    lr: cfg.base_lr,
-                    momentum,
-                    dampening: 0.0,
-                    nesterov,
-                },
-            )?),
-        })
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Self::AdamW(_) => "adamw",
-            Self::Sgd(_) => "sgd",
-        }
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        match self {
-            Self::AdamW(o) => o.set_learning_rate(lr),
-            Self::Sgd(o) => o.set_learning_rate(lr),
-        }
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        match self {
-            Self::AdamW(o) => o.step(grads),
-            Self::Sgd(o) => o.step(grads),
-        }
-    }
-
-    fn step_count(&self) -> u64 {
-        match self {
-            Self::AdamW(o) => o.step_count(),
-            Self::Sgd(o) => o.step_count(),
-        }
-    }
-
-    fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
-        match self {
-            Self::AdamW(o) => o.state_tensors(),
-            Self::Sgd(o) => o.state_tensors(),
-        }
-    }
-
-    fn load_state(&mut self, t: &HashMap<String, Tensor>, steps: u64) -> Result<()> {
-        match self {
-            Self::AdamW(o) => o.load_state(t, steps),
-            Self::Sgd(o) => o.load_state(t, steps),
-        }
-    }
-}
-
-/// Optimizer steps per epoch: micro-batches grouped by `accum_steps`, the last group possibly short.
-pub fn steps_per_epoch(cfg: &FinetuneConfig, batches_per_epoch: usize) -> usize {
-    batches_per_epoch.div_ceil(cfg.accum_steps)
-}
-
-/// The scheduled (unscaled) learning rate of optimizer step `global_step`, in `epoch`.
-pub fn scheduled_lr(
-    cfg: &FinetuneConfig,
-    steps_per_epoch: usize,
-    global_step: u64,
-    epoch: usize,
-) -> f64 {
-    match &cfg.schedule {
-        ScheduleConfig::WarmupCosine => WarmupCosine::new(
-            cfg.base_lr,
-            cfg.min_lr,
-            cfg.epochs,
-            steps_per_epoch,
-            cfg.warmup_epochs,
-            cfg.warmup_lr,
-        )
-        .value(global_step as usize),
-        ScheduleConfig::Multistep { milestones, gamma } => {
-            MultiStepLr::new(cfg.base_lr, milestones.clone(), *gamma).value(epoch)
-        }
-    }
-}
-
-/// The learning rate each group steps with at `lr`: `lr * lr_scale`, by group name.
-pub fn group_learning_rates(groups: &[ParamGroup], lr: f64) -> Vec<(String, f64)> {
-    groups
-        .iter()
-        .map(|g| (g.name.clone(), lr * g.lr_scale))
-        .collect()
 }
 
 /// Adds the gradients of `vars` in `more` into `acc`.

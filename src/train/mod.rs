@@ -5,6 +5,7 @@ pub mod ema;
 pub mod finetune;
 pub mod finetune_config;
 pub mod finetune_model;
+pub mod finetune_optim;
 pub mod metrics;
 pub mod optim;
 pub mod param_groups;
