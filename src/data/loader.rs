@@ -31,6 +31,7 @@ pub enum BadSample {
 /// How batches are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderConfig {
+    /// Samples per batch (0 is taken as 1).
     pub batch_size: usize,
     /// Loading threads; 0 loads inline in the caller's thread.
     pub workers: usize,

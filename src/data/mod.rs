@@ -6,6 +6,10 @@ pub mod audio;
 mod audio_track;
 pub mod avi;
 pub mod clip_sampling;
+#[cfg(feature = "ffmpeg")]
+pub mod ffmpeg;
+#[cfg(feature = "ffmpeg")]
+mod ffmpeg_write;
 pub mod loader;
 pub mod media;
 pub mod mel;
