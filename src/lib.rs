@@ -15,5 +15,7 @@ pub mod hub;
 pub mod models;
 pub mod nn;
 pub mod objectives;
+pub mod progress;
 pub mod quickstart;
+pub mod tasks;
 pub mod train;

@@ -1,5 +1,7 @@
 //! The `avkd` command line: parses arguments and calls the library.
 
+mod cli;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,14 +34,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pre-train a small XKD net on generated audio-visual clips, probe and export its students.
+    /// The whole job on a built-in default, offline: synthesise a small action dataset, obtain a
+    /// student (download XKD's when the Hub answers, else pre-train a small one with the XKD
+    /// objective), fine-tune it, evaluate it video-level, export it, and check the reloaded export.
     Quickstart {
         #[arg(long, default_value = "runs/quickstart")]
         out: PathBuf,
-        #[arg(long, default_value_t = 400)]
-        steps: usize,
+        /// The student to fine-tune (folder, hub:owner/name or zoo name); default: the zoo's XKD
+        /// Kinetics-400 video student when the Hub answers, else a small one pre-trained here.
+        #[arg(long)]
+        student: Option<String>,
+        /// Do not try the Hub: pre-train the small student.
+        #[arg(long)]
+        offline: bool,
+        #[arg(long, default_value_t = 300)]
+        pretrain_steps: usize,
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Decoding threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
         /// cpu, cuda[:N] or metal[:N]
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -174,6 +190,18 @@ enum Command {
         #[arg(long)]
         endpoint: Option<String>,
     },
+    /// Fine-tune a student on UCF101, HMDB51, UCF51 or a list, fold by fold, the paper's way (XKD:
+    /// AdamW with layer-wise lr decay, warmup + cosine, mixup/cutmix, label smoothing; CCL: SGD with
+    /// step decay), evaluating video-level every few epochs; writes last/ and best/ checkpoints,
+    /// metrics.jsonl, curves.svg and eval_report.json.
+    Finetune(cli::tasks::FinetuneArgs),
+    /// Video-level evaluation of a fine-tuned classifier (every view, softmax averaged): top-1,
+    /// top-5 and mean-class accuracy per fold, mean ± std over folds.
+    Eval(cli::tasks::EvalArgs),
+    /// Linear evaluation of frozen features: a trained linear head, or --svm (the papers' protocol).
+    Linear(cli::tasks::LinearArgs),
+    /// The top-k classes of one video.
+    Predict(cli::tasks::PredictArgs),
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -217,6 +245,21 @@ enum BenchWhat {
         mp3: PathBuf,
         #[arg(long, default_value_t = 20)]
         iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The data loader: clips/s decoding + resizing XKD (32x112) and CCL (16x112) clips from frame
+    /// folders (and .avi with the `ffmpeg` feature), and the full training transform (for
+    /// scripts/bench_loader_vs_pyav.py, which times PIL/PyAV/decord on the same files).
+    Loader {
+        /// Where the benchmark's videos are (written there if absent).
+        #[arg(long, default_value = "runs/bench-loader-data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Passes over the 24 videos.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
         #[arg(long)]
         json: bool,
     },
@@ -292,6 +335,53 @@ impl TolArgs {
     }
 }
 
+fn print_quickstart(r: &avkd::quickstart::QuickstartReport) {
+    use avkd::quickstart::StudentSource;
+    println!("1. dataset: {}", r.dataset);
+    match &r.student {
+        StudentSource::Downloaded { spec, dir } => {
+            println!("2. student: downloaded {spec} -> {}", dir.display())
+        }
+        StudentSource::Pretrained(s) => {
+            let p = &s.summary;
+            println!(
+                "2. student: the Hub was not reachable, so a small XKD net was pre-trained here: {} steps in {:.1} s, loss {:.3} -> {:.3}; nearest-centroid probe {:.1} % -> {:.1} % (chance {:.1} %) -> {}",
+                p.steps, p.seconds, p.early_mean_loss, p.late_mean_loss,
+                100.0 * s.probe_before, 100.0 * s.probe_after, 100.0 * s.chance,
+                s.video_student.display()
+            )
+        }
+    }
+    let f = &r.finetune;
+    println!(
+        "3. fine-tuned: {} epochs, {} steps -> {} (last/, best/, metrics.jsonl{})",
+        f.summary.epochs_run,
+        f.summary.steps,
+        f.out_dir.display(),
+        if f.curves.is_some() {
+            ", curves.svg"
+        } else {
+            ""
+        }
+    );
+    let m = &r.report.folds[0].metrics;
+    println!(
+        "4. video-level evaluation ({} test videos, {} views each): top-1 {:.1} %, top-5 {:.1} %, mean-class {:.1} % (chance {:.1} %)",
+        m.num_videos,
+        r.report.protocol.clips.unwrap_or(0) * r.report.protocol.crops,
+        100.0 * m.top1,
+        100.0 * m.top5,
+        100.0 * m.mean_class,
+        100.0 / m.per_class.len().max(1) as f64
+    );
+    println!(
+        "5. exported {} (config.json, model.safetensors, preprocessor_config.json); reloaded, it gives the same evaluation (top-1 {:.1} %)",
+        r.export_dir.display(),
+        100.0 * r.reloaded.folds[0].metrics.top1
+    );
+    println!("done in {:.0} s", r.seconds);
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -344,25 +434,31 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Quickstart {
             out,
-            steps,
+            student,
+            offline,
+            pretrain_steps,
+            epochs,
             seed,
+            workers,
             device,
         } => {
             let dev = avkd::device::parse_device(&device)?;
-            let r = avkd::quickstart::run(&out, steps, seed, &dev).context("quickstart failed")?;
-            let s = &r.summary;
-            println!("XKD pretraining: {} steps in {:.1} s; total loss {:.4} -> {:.4} (mean of first/last quarter {:.4} -> {:.4})", s.steps, s.seconds, s.first_loss, s.last_loss, s.early_mean_loss, s.late_mean_loss);
-            println!("video-student probe (nearest centroid, 8 classes, chance {:.1} %): {:.1} % at init -> {:.1} % after pretraining", 100.0 * r.chance, 100.0 * r.probe_before, 100.0 * r.probe_after);
-            println!("exported students: {0}/video_student, {0}/audio_student (config.json + model.safetensors); the reloaded video student scores {1:.1} %", r.out_dir.display(), 100.0 * r.probe_reloaded);
-            println!("metrics: {}", r.metrics.display());
-            if (r.probe_reloaded - r.probe_after).abs() > 1e-9 {
-                anyhow::bail!(
-                    "the reloaded export does not reproduce the probe ({} vs {})",
-                    r.probe_reloaded,
-                    r.probe_after
-                );
-            }
+            let opts = avkd::quickstart::QuickstartOptions {
+                out,
+                student,
+                offline,
+                pretrain_steps,
+                finetune_epochs: epochs,
+                seed,
+                workers,
+            };
+            let r = avkd::quickstart::run(&opts, &dev).context("quickstart failed")?;
+            print_quickstart(&r);
         }
+        Command::Finetune(args) => cli::tasks::finetune(args)?,
+        Command::Eval(args) => cli::tasks::eval(args)?,
+        Command::Linear(args) => cli::tasks::linear(args)?,
+        Command::Predict(args) => cli::tasks::predict(args)?,
         Command::Inspect { file, json } => {
             let info = avkd::checkpoint::inspect::inspect(&file)?;
             if json {
@@ -570,6 +666,25 @@ fn main() -> Result<()> {
                     json,
                 ),
                 BenchWhat::Audio { mp3, iters, json } => (avkd::bench::audio(&mp3, iters)?, json),
+                BenchWhat::Loader {
+                    data,
+                    workers,
+                    rounds,
+                    json,
+                } => {
+                    let timings = avkd::bench::loader::loader(&data, workers, rounds)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&timings)?);
+                    } else {
+                        for t in timings {
+                            println!(
+                                "{:44} {:8.1} clips/s  ({} clips, {} threads)",
+                                t.name, t.clips_per_s, t.clips, t.workers
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
                 BenchWhat::Ccl {
                     batch,
                     iters,

@@ -155,7 +155,7 @@ fn metrics_with(top1: f64, top5: f64, mean_class: f64) -> ClassificationMetrics 
 
 fn protocol() -> Protocol {
     Protocol {
-        clips: 3,
+        clips: Some(3),
         crops: 3,
         input_size: 224,
         classifier: "finetune".into(),

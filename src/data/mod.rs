@@ -5,6 +5,7 @@
 pub mod audio;
 mod audio_track;
 pub mod avi;
+pub mod clip_dataset;
 pub mod clip_sampling;
 #[cfg(feature = "ffmpeg")]
 pub mod ffmpeg;
@@ -20,3 +21,4 @@ pub mod synth;
 pub mod synth_dataset;
 pub mod transforms;
 pub mod video;
+pub mod video_source;

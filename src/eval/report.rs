@@ -11,8 +11,9 @@ use std::path::Path;
 /// How the numbers were obtained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
-    /// Temporal clips per test video.
-    pub clips: usize,
+    /// Temporal clips per test video; `None` when it follows the video's length (CCL: every
+    /// non-overlapping window).
+    pub clips: Option<usize>,
     /// Spatial crops per clip.
     pub crops: usize,
     /// Side of the square network input, in pixels.
@@ -144,7 +145,13 @@ impl fmt::Display for EvalReport {
         write!(
             f,
             "protocol: {} · {} clips × {} crops · {} px · {}",
-            p.classifier, p.clips, p.crops, p.input_size, p.aggregation
+            p.classifier,
+            p.clips
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "all".to_string()),
+            p.crops,
+            p.input_size,
+            p.aggregation
         )?;
         if let Some(sel) = &p.selection {
             write!(f, " · selection: {sel}")?;

@@ -27,6 +27,7 @@ pub enum Model {
 }
 
 /// The tensors an input file may hold, by role.
+#[derive(Default)]
 pub struct ModelInputs {
     /// `input` (a clip, spectrogram, waveform or images).
     pub input: Option<Tensor>,

@@ -11,6 +11,7 @@
 //!   [150, 225] γ 0.1 stepped per epoch, 300 epochs, batch 16, plain cross-entropy, validation
 //!   every epoch.
 
+use super::augment_config::AugmentConfig;
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -88,6 +89,8 @@ pub struct FinetuneConfig {
     pub clip_grad: Option<f64>,
     /// Evaluate every this many epochs (and always after the last one).
     pub eval_every: usize,
+    /// Training-clip augmentation.
+    pub augment: AugmentConfig,
     /// Also write `last/` every this many optimizer steps (mid-epoch checkpoints).
     pub save_every_steps: Option<usize>,
     pub seed: u64,
@@ -129,6 +132,7 @@ fn xkd_common(
         head_dropout: 0.5,
         clip_grad: None,
         eval_every: 10,
+        augment: AugmentConfig::xkd(),
         save_every_steps: None,
         seed: 0,
     }
@@ -171,6 +175,7 @@ impl FinetuneConfig {
             head_dropout: 0.0,
             clip_grad: None,
             eval_every: 1,
+            augment: AugmentConfig::ccl(),
             save_every_steps: None,
             seed: 1,
         }
@@ -240,6 +245,7 @@ impl FinetuneConfig {
         if self.epochs == 0 {
             bad("epochs", "must be at least 1")?
         }
+        self.augment.validate()?;
         if self.batch_size == 0 {
             bad("batch_size", "must be at least 1")?
         }

@@ -1,5 +1,6 @@
 //! Optimisers, schedules, EMA teachers and gradient clipping.
 
+pub mod augment_config;
 pub mod clip;
 pub mod ema;
 pub mod finetune;

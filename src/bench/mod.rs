@@ -17,6 +17,8 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
+pub mod loader;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     pub name: String,

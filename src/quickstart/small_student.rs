@@ -1,10 +1,9 @@
-//! `avkd quickstart`: the most complete path that runs anywhere, offline, in a few minutes on a CPU.
-//!
-//! Builds a small XKD net, pre-trains it with the full XKD objective (MAE reconstruction,
-//! cross-modal distillation from EMA teachers, MMD alignment) on generated audio-visual clips, probes
-//! the video student's frozen features with a nearest-centroid classifier before and after, exports
-//! both students as avkd model folders, and reloads the video student to check the export reproduces
-//! the probe.
+//! The quickstart's own student when none can be downloaded: a small XKD net pre-trained briefly
+//! with the full XKD objective (MAE reconstruction, cross-modal distillation from EMA teachers, MMD
+//! alignment) on generated audio-visual clips of the synthetic dataset's classes. The video
+//! student's frozen features are probed with a nearest-centroid classifier before and after; both
+//! students are exported as avkd model folders, and the video student is reloaded to check that the
+//! export reproduces the probe.
 
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::SyntheticAv;
@@ -18,6 +17,7 @@ use crate::nn::norm::l2_normalize;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::nn::vit::TransformerConfig;
+use crate::progress::progress_bar;
 use crate::train::metrics::MetricsWriter;
 use crate::train::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary};
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -66,7 +66,9 @@ pub fn small_xkd_config() -> XkdConfig {
     }
 }
 
-pub struct QuickstartReport {
+pub struct SmallStudent {
+    /// The video student's model folder.
+    pub video_student: PathBuf,
     pub out_dir: PathBuf,
     pub metrics: PathBuf,
     pub summary: PretrainSummary,
@@ -130,7 +132,14 @@ fn probe_set(
     ))
 }
 
-pub fn run(out_dir: &Path, steps: usize, seed: u64, dev: &Device) -> Result<QuickstartReport> {
+/// Pre-trains the small XKD net for `steps` steps and writes `video_student/` and `audio_student/`
+/// under `out_dir`.
+pub fn pretrain_small_student(
+    out_dir: &Path,
+    steps: usize,
+    seed: u64,
+    dev: &Device,
+) -> Result<SmallStudent> {
     let cfg = small_xkd_config();
     let data = SyntheticAv {
         num_classes: 8,
@@ -162,12 +171,7 @@ pub fn run(out_dir: &Path, steps: usize, seed: u64, dev: &Device) -> Result<Quic
     let _ = std::fs::remove_file(&metrics_path);
     let mut metrics = MetricsWriter::append(&metrics_path)
         .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", metrics_path.display())))?;
-    let bar = indicatif::ProgressBar::new(steps as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "pretraining {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(steps as u64, "pretraining");
     let (tubelet, patch, spec_patch) = (
         cfg.video.tubelet_size,
         cfg.video.patch_size[0],
@@ -214,7 +218,13 @@ pub fn run(out_dir: &Path, steps: usize, seed: u64, dev: &Device) -> Result<Quic
         candle_nn::VarBuilder::from_tensors(reloaded, DType::F32, dev),
     )?;
     let probe_reloaded = probe_accuracy(&reloaded, &train, &test, data.num_classes)?;
-    Ok(QuickstartReport {
+    if (probe_reloaded - probe_after).abs() > 1e-9 {
+        candle_core::bail!(
+            "the reloaded video student does not reproduce the probe ({probe_reloaded} vs {probe_after})"
+        )
+    }
+    Ok(SmallStudent {
+        video_student: out_dir.join("video_student"),
         out_dir: out_dir.to_path_buf(),
         metrics: metrics_path,
         summary,

@@ -1,0 +1,181 @@
+//! Clips per second through the parallel loader: decode the clip's frames, resize the short side
+//! to 112 (PIL bilinear), centre-crop 112 and normalise — for XKD clips (32 frames at 8 fps from a
+//! random 4-s window) and CCL clips (16 consecutive frames), from frame folders and, with the
+//! `ffmpeg` feature, from `.avi` files. scripts/bench_loader_vs_pyav.py does the same in Python
+//! (PIL, PyAV, decord) on the same files. The full training transform (RandAugment, random resized
+//! crop, flip, erasing) is timed too.
+
+use crate::data::clip_sampling::{CclTest, ClipSampling};
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig, SYNTH_VIDEO_DIR};
+use crate::data::transforms::{ClipArray, Normalization, ResizeKind, TestAugment, TrainAugment};
+#[cfg(feature = "ffmpeg")]
+use crate::data::video::FrameFolder;
+use crate::data::video_source::VideoSource;
+use crate::models::config::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::nn::rng::SeededRng;
+use candle_core::Result;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoaderTiming {
+    pub name: String,
+    pub clips_per_s: f64,
+    pub clips: usize,
+    pub workers: usize,
+}
+
+/// The benchmark's videos: 24 of 6 s at 25 fps, 240x240 (UCF101 is 320x240), as frame folders.
+pub fn bench_dataset_config() -> SynthDatasetConfig {
+    SynthDatasetConfig {
+        classes: 4,
+        train_per_class: 6,
+        test_per_class: 1,
+        frames: 150,
+        size: 240,
+        ..SynthDatasetConfig::default()
+    }
+}
+
+/// Writes the benchmark dataset into `dir` unless it is there; with the `ffmpeg` feature, also an
+/// `.avi` (MPEG-4 part 2 + MP3, as UCF101's Xvid) beside each frame folder.
+pub fn prepare(dir: &Path) -> Result<()> {
+    if !dir.join(SYNTH_VIDEO_DIR).is_dir() {
+        write_synth_dataset(dir, &bench_dataset_config())?;
+    }
+    #[cfg(feature = "ffmpeg")]
+    for folder in list(dir, true)? {
+        let avi = folder.with_extension("avi");
+        if !avi.is_file() {
+            let frames = FrameFolder::open(&folder)?;
+            let images = frames.read(&(0..frames.len()).collect::<Vec<_>>())?;
+            let (audio, sr) = crate::data::audio::load_file(&folder.join("audio.wav"))?;
+            crate::data::ffmpeg::write_avi(
+                &avi,
+                &images,
+                frames.fps().unwrap_or(25.0),
+                &audio,
+                sr,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Frame folders (`folders = true`) or `.avi` files under the dataset's video folder.
+fn list(dir: &Path, folders: bool) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let root = dir.join(SYNTH_VIDEO_DIR);
+    let read = |p: &Path| {
+        std::fs::read_dir(p)
+            .map_err(|e| candle_core::Error::Msg(format!("listing {}: {e}", p.display())))
+    };
+    for class in read(&root)? {
+        let class = class.map_err(candle_core::Error::wrap)?.path();
+        for video in read(&class)? {
+            let video = video.map_err(candle_core::Error::wrap)?.path();
+            let is_avi = video.extension().is_some_and(|e| e == "avi");
+            if (folders && video.is_dir()) || (!folders && is_avi) {
+                out.push(video);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn clips_per_s(
+    name: &str,
+    videos: &[PathBuf],
+    sampling: ClipSampling,
+    train: Option<TrainAugment>,
+    workers: usize,
+    rounds: usize,
+) -> Result<LoaderTiming> {
+    let norm = Normalization {
+        mean: IMAGENET_MEAN.map(|v| v as f32),
+        std: IMAGENET_STD.map(|v| v as f32),
+    };
+    let test = TestAugment {
+        short_side: 112,
+        crop: 112,
+        crops: 1,
+        resize: ResizeKind::PilBilinear,
+    };
+    let items: Arc<Vec<PathBuf>> = Arc::new(videos.to_vec());
+    let n = items.len() * rounds;
+    let load = Arc::new(move |i: usize, rng: &mut SeededRng| -> Result<ClipArray> {
+        let path = &items[i % items.len()];
+        let video = VideoSource::open(Path::new(""), path, 25.0)?;
+        let indices = sampling.train_indices(video.num_frames(), video.fps(), rng)?;
+        let frames = video.read(&indices)?;
+        match &train {
+            Some(aug) => aug.apply(&frames, &norm, rng),
+            None => test
+                .apply(&frames, &norm)?
+                .pop()
+                .ok_or_else(|| candle_core::Error::Msg("no view".into())),
+        }
+    });
+    let loader = Loader::new(
+        n,
+        LoaderConfig {
+            batch_size: 1,
+            workers,
+            prefetch_batches: 2 * workers.max(1),
+            shuffle: false,
+            drop_last: false,
+            seed: 0,
+            ..LoaderConfig::default()
+        },
+        load,
+    );
+    // One pass to warm the page cache, then the timed pass.
+    for b in loader.epoch(0, 0).take(videos.len()) {
+        b?;
+    }
+    let start = Instant::now();
+    let mut clips = 0;
+    for b in loader.epoch(1, 0) {
+        clips += b?.items.len();
+    }
+    Ok(LoaderTiming {
+        name: name.to_string(),
+        clips_per_s: clips as f64 / start.elapsed().as_secs_f64(),
+        clips,
+        workers,
+    })
+}
+
+/// Times the loader on the dataset in `dir` (made if absent) with `workers` threads.
+pub fn loader(dir: &Path, workers: usize, rounds: usize) -> Result<Vec<LoaderTiming>> {
+    prepare(dir)?;
+    let xkd = ClipSampling::Xkd {
+        frames: 32,
+        fps: 8.0,
+        clips: 3,
+    };
+    let ccl = ClipSampling::Ccl {
+        frames: 16,
+        clips: CclTest::Sliding { stride: 16 },
+    };
+    let mut sources = vec![("frames", list(dir, true)?)];
+    let avis = list(dir, false)?;
+    if !avis.is_empty() && cfg!(feature = "ffmpeg") {
+        sources.push(("avi", avis));
+    }
+    let mut out = Vec::new();
+    for (source, videos) in &sources {
+        for (kind, sampling) in [("xkd 32x112", xkd), ("ccl 16x112", ccl)] {
+            let name = format!("{kind} {source} decode+resize");
+            out.push(clips_per_s(&name, videos, sampling, None, workers, rounds)?);
+        }
+        let name = format!("xkd 32x112 {source} full train transform");
+        let aug = Some(TrainAugment::xkd_finetune(112));
+        out.push(clips_per_s(&name, videos, xkd, aug, workers, rounds)?);
+    }
+    Ok(out)
+}

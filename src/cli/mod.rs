@@ -1,0 +1,3 @@
+//! Command-line argument groups and handlers that would crowd main.rs.
+
+pub mod tasks;

@@ -1,0 +1,154 @@
+//! Where a benchmark lives on disk and which folds to use, as the command line gives it:
+//! `--dataset ucf101|ucf51|hmdb51|list --root R [--splits S] [--videos V] --fold 1|2|3|all`.
+//!
+//! The official archives unpack to a video folder and a split folder side by side
+//! (`UCF-101/` + `ucfTrainTestlist/`, `hmdb51/` + `testTrainMulti_7030_splits/`); `--root` may be
+//! their parent, or the video folder itself with `--splits` pointing at the lists.
+
+use crate::data::splits::{load_folds, plain_list, Fold, Split, SplitFormat};
+use candle_core::Result;
+use std::path::{Path, PathBuf};
+
+/// Which benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    Ucf101,
+    Ucf51,
+    Hmdb51,
+    /// Plain `path label` lists (`--train-list`, `--test-list`).
+    List,
+}
+
+impl std::str::FromStr for DatasetKind {
+    type Err = candle_core::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ucf101" => Ok(Self::Ucf101),
+            "ucf51" => Ok(Self::Ucf51),
+            "hmdb51" => Ok(Self::Hmdb51),
+            "list" => Ok(Self::List),
+            other => candle_core::bail!(
+                "unknown dataset `{other}`: expected ucf101, ucf51, hmdb51 or list"
+            ),
+        }
+    }
+}
+
+impl DatasetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ucf101 => "ucf101",
+            Self::Ucf51 => "ucf51",
+            Self::Hmdb51 => "hmdb51",
+            Self::List => "list",
+        }
+    }
+
+    /// The frame rate of the benchmark's videos, for media that do not state theirs.
+    pub fn nominal_fps(self) -> f64 {
+        match self {
+            Self::Hmdb51 => 30.0,
+            _ => 25.0,
+        }
+    }
+
+    /// (video folder, split folder) names of the official archives.
+    fn official_dirs(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Hmdb51 => ("hmdb51", "testTrainMulti_7030_splits"),
+            _ => ("UCF-101", "ucfTrainTestlist"),
+        }
+    }
+}
+
+/// A dataset on disk and the folds asked for.
+#[derive(Debug, Clone)]
+pub struct DatasetSpec {
+    pub kind: DatasetKind,
+    pub root: PathBuf,
+    /// The split lists' folder; found under `root` when `None`.
+    pub splits: Option<PathBuf>,
+    /// The video folder; found under `root` when `None`.
+    pub videos: Option<PathBuf>,
+    pub fold: Fold,
+    /// `list` datasets: the train and test lists and an optional class list.
+    pub train_list: Option<PathBuf>,
+    pub test_list: Option<PathBuf>,
+    pub class_list: Option<PathBuf>,
+}
+
+impl DatasetSpec {
+    /// A benchmark with official splits under `root`.
+    pub fn new(kind: DatasetKind, root: &Path, fold: Fold) -> Self {
+        Self {
+            kind,
+            root: root.to_path_buf(),
+            splits: None,
+            videos: None,
+            fold,
+            train_list: None,
+            test_list: None,
+            class_list: None,
+        }
+    }
+
+    /// The folder the listed video paths are relative to.
+    pub fn video_root(&self) -> PathBuf {
+        if let Some(v) = &self.videos {
+            return v.clone();
+        }
+        let official = self.root.join(self.kind.official_dirs().0);
+        if self.kind != DatasetKind::List && official.is_dir() {
+            official
+        } else {
+            self.root.clone()
+        }
+    }
+
+    fn split_dir(&self) -> Result<PathBuf> {
+        if let Some(s) = &self.splits {
+            return Ok(s.clone());
+        }
+        let name = self.kind.official_dirs().1;
+        let candidates = [
+            self.root.join(name),
+            self.root.join("splits"),
+            self.root.clone(),
+        ];
+        let marker = match self.kind {
+            DatasetKind::Hmdb51 => "brush_hair_test_split1.txt",
+            _ => "classInd.txt",
+        };
+        candidates
+            .iter()
+            .find(|d| d.join(marker).is_file())
+            .cloned()
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "no {} split lists under {}: looked for {marker} in {}, splits/ and the root \
+                     itself; pass --splits DIR",
+                    self.kind.name(),
+                    self.root.display(),
+                    name
+                ))
+            })
+    }
+
+    /// The splits of the folds asked for (a `list` dataset has one, with no fold number).
+    pub fn load(&self) -> Result<Vec<Split>> {
+        let format = match self.kind {
+            DatasetKind::Ucf101 => SplitFormat::Ucf101,
+            DatasetKind::Ucf51 => SplitFormat::Ucf51,
+            DatasetKind::Hmdb51 => SplitFormat::Hmdb51,
+            DatasetKind::List => {
+                let (Some(train), Some(test)) = (&self.train_list, &self.test_list) else {
+                    candle_core::bail!("--dataset list needs --train-list and --test-list")
+                };
+                return Ok(vec![plain_list(train, test, self.class_list.as_deref())?]);
+            }
+        };
+        load_folds(format, &self.split_dir()?, self.fold)
+    }
+}
