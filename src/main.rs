@@ -37,29 +37,7 @@ enum Command {
     /// The whole job on a built-in default, offline: synthesise a small action dataset, obtain a
     /// student (download XKD's when the Hub answers, else pre-train a small one with the XKD
     /// objective), fine-tune it, evaluate it video-level, export it, and check the reloaded export.
-    Quickstart {
-        #[arg(long, default_value = "runs/quickstart")]
-        out: PathBuf,
-        /// The student to fine-tune (folder, hub:owner/name or zoo name); default: the zoo's XKD
-        /// Kinetics-400 video student when the Hub answers, else a small one pre-trained here.
-        #[arg(long)]
-        student: Option<String>,
-        /// Do not try the Hub: pre-train the small student.
-        #[arg(long)]
-        offline: bool,
-        #[arg(long, default_value_t = 300)]
-        pretrain_steps: usize,
-        #[arg(long, default_value_t = 20)]
-        epochs: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Decoding threads.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// cpu, cuda[:N] or metal[:N]
-        #[arg(long, default_value = "cpu")]
-        device: String,
-    },
+    Quickstart(cli::quickstart::QuickstartArgs),
     /// What a checkpoint holds: tensors (names, dtypes, shapes), parameter count, metadata and the
     /// scalar entries of PyTorch checkpoints. For .pth/.pth.tar (zip or legacy), .safetensors and
     /// avkd model folders; no tensor data is loaded.
@@ -143,25 +121,9 @@ enum Command {
         dtype: DTypeArg,
     },
     /// Write a small synthetic action dataset in UCF101's layout: split lists for three folds, and per
-    /// video a folder of JPEG frames (class-dependent motion) and a WAV (class-dependent tone).
-    Synth {
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 8)]
-        classes: usize,
-        #[arg(long, default_value_t = 8)]
-        train_per_class: usize,
-        /// Test videos per class in each fold.
-        #[arg(long, default_value_t = 4)]
-        test_per_class: usize,
-        #[arg(long, default_value_t = 32)]
-        frames: usize,
-        /// Frame width and height in pixels.
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    /// video a folder of JPEG frames (class-dependent motion) and a WAV (class-dependent tone), or
+    /// with --avi (feature `ffmpeg`) an .avi file.
+    Synth(cli::synth::SynthArgs),
     /// The model zoo: every registered model, where its weights come from and the paper's numbers.
     Zoo {
         #[command(subcommand)]
@@ -205,7 +167,7 @@ enum Command {
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
-        what: BenchWhat,
+        what: cli::bench::BenchWhat,
     },
 }
 
@@ -219,58 +181,6 @@ enum ZooWhat {
     /// Everything about one entry: architecture, weights, preprocessing, protocol, results.
     Show {
         name: String,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum BenchWhat {
-    /// The ViT-B video encoder at 32x112x112: forward, forward+backward, one fine-tune step.
-    Vit {
-        #[arg(long, default_value = "1,4", value_delimiter = ',')]
-        batches: Vec<usize>,
-        #[arg(long, default_value_t = 3)]
-        iters: usize,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Audio: XKD's log-mel of 4 s, decoding (and resampling to 16 kHz) of an MP3 (for
-    /// scripts/bench_audio_vs_librosa.py).
-    Audio {
-        #[arg(long, default_value = "tests/fixtures/media/tone1k_10s_44k_stereo.mp3")]
-        mp3: PathBuf,
-        #[arg(long, default_value_t = 20)]
-        iters: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The data loader: clips/s decoding + resizing XKD (32x112) and CCL (16x112) clips from frame
-    /// folders (and .avi with the `ffmpeg` feature), and the full training transform (for
-    /// scripts/bench_loader_vs_pyav.py, which times PIL/PyAV/decord on the same files).
-    Loader {
-        /// Where the benchmark's videos are (written there if absent).
-        #[arg(long, default_value = "runs/bench-loader-data")]
-        data: PathBuf,
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Passes over the 24 videos.
-        #[arg(long, default_value_t = 2)]
-        rounds: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// CCL: R(2+1)D-18 on [B, 3, 16, 112, 112] forward and forward+backward, a 3x3x3 Conv3d.
-    Ccl {
-        #[arg(long, default_value_t = 8)]
-        batch: usize,
-        #[arg(long, default_value_t = 3)]
-        iters: usize,
-        #[arg(long, default_value = "cpu")]
-        device: String,
         #[arg(long)]
         json: bool,
     },
@@ -335,53 +245,6 @@ impl TolArgs {
     }
 }
 
-fn print_quickstart(r: &avkd::quickstart::QuickstartReport) {
-    use avkd::quickstart::StudentSource;
-    println!("1. dataset: {}", r.dataset);
-    match &r.student {
-        StudentSource::Downloaded { spec, dir } => {
-            println!("2. student: downloaded {spec} -> {}", dir.display())
-        }
-        StudentSource::Pretrained(s) => {
-            let p = &s.summary;
-            println!(
-                "2. student: the Hub was not reachable, so a small XKD net was pre-trained here: {} steps in {:.1} s, loss {:.3} -> {:.3}; nearest-centroid probe {:.1} % -> {:.1} % (chance {:.1} %) -> {}",
-                p.steps, p.seconds, p.early_mean_loss, p.late_mean_loss,
-                100.0 * s.probe_before, 100.0 * s.probe_after, 100.0 * s.chance,
-                s.video_student.display()
-            )
-        }
-    }
-    let f = &r.finetune;
-    println!(
-        "3. fine-tuned: {} epochs, {} steps -> {} (last/, best/, metrics.jsonl{})",
-        f.summary.epochs_run,
-        f.summary.steps,
-        f.out_dir.display(),
-        if f.curves.is_some() {
-            ", curves.svg"
-        } else {
-            ""
-        }
-    );
-    let m = &r.report.folds[0].metrics;
-    println!(
-        "4. video-level evaluation ({} test videos, {} views each): top-1 {:.1} %, top-5 {:.1} %, mean-class {:.1} % (chance {:.1} %)",
-        m.num_videos,
-        r.report.protocol.clips.unwrap_or(0) * r.report.protocol.crops,
-        100.0 * m.top1,
-        100.0 * m.top5,
-        100.0 * m.mean_class,
-        100.0 / m.per_class.len().max(1) as f64
-    );
-    println!(
-        "5. exported {} (config.json, model.safetensors, preprocessor_config.json); reloaded, it gives the same evaluation (top-1 {:.1} %)",
-        r.export_dir.display(),
-        100.0 * r.reloaded.folds[0].metrics.top1
-    );
-    println!("done in {:.0} s", r.seconds);
-}
-
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -432,29 +295,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Quickstart {
-            out,
-            student,
-            offline,
-            pretrain_steps,
-            epochs,
-            seed,
-            workers,
-            device,
-        } => {
-            let dev = avkd::device::parse_device(&device)?;
-            let opts = avkd::quickstart::QuickstartOptions {
-                out,
-                student,
-                offline,
-                pretrain_steps,
-                finetune_epochs: epochs,
-                seed,
-                workers,
-            };
-            let r = avkd::quickstart::run(&opts, &dev).context("quickstart failed")?;
-            print_quickstart(&r);
-        }
+        Command::Quickstart(args) => cli::quickstart::run(args)?,
         Command::Finetune(args) => cli::tasks::finetune(args)?,
         Command::Eval(args) => cli::tasks::eval(args)?,
         Command::Linear(args) => cli::tasks::linear(args)?,
@@ -582,27 +423,7 @@ fn main() -> Result<()> {
             let weights = export_model(&folder, &out, layout, dtype.dtype())?;
             println!("wrote {}", weights.display());
         }
-        Command::Synth {
-            out,
-            classes,
-            train_per_class,
-            test_per_class,
-            frames,
-            size,
-            seed,
-        } => {
-            let cfg = avkd::data::synth_dataset::SynthDatasetConfig {
-                classes,
-                train_per_class,
-                test_per_class,
-                frames,
-                size,
-                seed,
-                ..Default::default()
-            };
-            let summary = avkd::data::synth_dataset::write_synth_dataset(&out, &cfg)?;
-            emit(&summary.to_string())?;
-        }
+        Command::Synth(args) => cli::synth::run(args)?,
         Command::Zoo { what } => match what {
             ZooWhat::List { json } => {
                 let rows: Vec<_> = avkd::models::registry::zoo()?
@@ -650,62 +471,7 @@ fn main() -> Result<()> {
                 emit(&format!("{}\n", path.display()))?;
             }
         }
-        Command::Bench { what } => {
-            let (timings, json) = match what {
-                BenchWhat::Vit {
-                    batches,
-                    iters,
-                    device,
-                    json,
-                } => (
-                    avkd::bench::vit_b_video(
-                        &batches,
-                        iters,
-                        &avkd::device::parse_device(&device)?,
-                    )?,
-                    json,
-                ),
-                BenchWhat::Audio { mp3, iters, json } => (avkd::bench::audio(&mp3, iters)?, json),
-                BenchWhat::Loader {
-                    data,
-                    workers,
-                    rounds,
-                    json,
-                } => {
-                    let timings = avkd::bench::loader::loader(&data, workers, rounds)?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&timings)?);
-                    } else {
-                        for t in timings {
-                            println!(
-                                "{:44} {:8.1} clips/s  ({} clips, {} threads)",
-                                t.name, t.clips_per_s, t.clips, t.workers
-                            );
-                        }
-                    }
-                    return Ok(());
-                }
-                BenchWhat::Ccl {
-                    batch,
-                    iters,
-                    device,
-                    json,
-                } => (
-                    avkd::bench::ccl(batch, iters, &avkd::device::parse_device(&device)?)?,
-                    json,
-                ),
-            };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&timings)?);
-            } else {
-                for t in timings {
-                    println!(
-                        "{:28} median {:9.4} s  min {:9.4} s  ({} iters)",
-                        t.name, t.median_s, t.min_s, t.iters
-                    );
-                }
-            }
-        }
+        Command::Bench { what } => cli::bench::run(what)?,
     }
     Ok(())
 }

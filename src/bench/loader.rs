@@ -9,8 +9,6 @@ use crate::data::clip_sampling::{CclTest, ClipSampling};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig, SYNTH_VIDEO_DIR};
 use crate::data::transforms::{ClipArray, Normalization, ResizeKind, TestAugment, TrainAugment};
-#[cfg(feature = "ffmpeg")]
-use crate::data::video::FrameFolder;
 use crate::data::video_source::VideoSource;
 use crate::models::config::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::nn::rng::SeededRng;
@@ -47,21 +45,7 @@ pub fn prepare(dir: &Path) -> Result<()> {
         write_synth_dataset(dir, &bench_dataset_config())?;
     }
     #[cfg(feature = "ffmpeg")]
-    for folder in list(dir, true)? {
-        let avi = folder.with_extension("avi");
-        if !avi.is_file() {
-            let frames = FrameFolder::open(&folder)?;
-            let images = frames.read(&(0..frames.len()).collect::<Vec<_>>())?;
-            let (audio, sr) = crate::data::audio::load_file(&folder.join("audio.wav"))?;
-            crate::data::ffmpeg::write_avi(
-                &avi,
-                &images,
-                frames.fps().unwrap_or(25.0),
-                &audio,
-                sr,
-            )?;
-        }
-    }
+    crate::data::synth_avi::write_avi_files(dir, false)?;
     Ok(())
 }
 

@@ -18,6 +18,8 @@ pub mod mel_filters;
 pub mod resample;
 pub mod splits;
 pub mod synth;
+#[cfg(feature = "ffmpeg")]
+pub mod synth_avi;
 pub mod synth_dataset;
 pub mod transforms;
 pub mod video;

@@ -1,0 +1,111 @@
+//! `avkd bench`: timings of the hot paths, printed as a table or JSON.
+
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// The ViT-B video encoder at 32x112x112: forward, forward+backward, one fine-tune step.
+    Vit {
+        #[arg(long, default_value = "1,4", value_delimiter = ',')]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Audio: XKD's log-mel of 4 s, decoding (and resampling to 16 kHz) of an MP3 (for
+    /// scripts/bench_audio_vs_librosa.py).
+    Audio {
+        #[arg(long, default_value = "tests/fixtures/media/tone1k_10s_44k_stereo.mp3")]
+        mp3: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The data loader: clips/s decoding + resizing XKD (32x112) and CCL (16x112) clips from frame
+    /// folders (and .avi with the `ffmpeg` feature), and the full training transform (for
+    /// scripts/bench_loader_vs_pyav.py, which times PIL/PyAV/decord on the same files).
+    Loader {
+        /// Where the benchmark's videos are (written there if absent).
+        #[arg(long, default_value = "runs/bench-loader-data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Passes over the 24 videos.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// CCL: R(2+1)D-18 on [B, 3, 16, 112, 112] forward and forward+backward, a 3x3x3 Conv3d.
+    Ccl {
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(what: BenchWhat) -> Result<()> {
+    let (timings, json) = match what {
+        BenchWhat::Vit {
+            batches,
+            iters,
+            device,
+            json,
+        } => (
+            avkd::bench::vit_b_video(&batches, iters, &avkd::device::parse_device(&device)?)?,
+            json,
+        ),
+        BenchWhat::Audio { mp3, iters, json } => (avkd::bench::audio(&mp3, iters)?, json),
+        BenchWhat::Loader {
+            data,
+            workers,
+            rounds,
+            json,
+        } => {
+            let timings = avkd::bench::loader::loader(&data, workers, rounds)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&timings)?);
+            } else {
+                for t in timings {
+                    println!(
+                        "{:44} {:8.1} clips/s  ({} clips, {} threads)",
+                        t.name, t.clips_per_s, t.clips, t.workers
+                    );
+                }
+            }
+            return Ok(());
+        }
+        BenchWhat::Ccl {
+            batch,
+            iters,
+            device,
+            json,
+        } => (
+            avkd::bench::ccl(batch, iters, &avkd::device::parse_device(&device)?)?,
+            json,
+        ),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&timings)?);
+    } else {
+        for t in timings {
+            println!(
+                "{:28} median {:9.4} s  min {:9.4} s  ({} iters)",
+                t.name, t.median_s, t.min_s, t.iters
+            );
+        }
+    }
+    Ok(())
+}
