@@ -28,6 +28,14 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// The clip transforms on one thread, ms per clip: XKD train (32x240x320 -> 224 with
+    /// RandAugment and erasing), XKD test (3 crops of 224), CCL train and test (112).
+    Augment {
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// The data loader: clips/s decoding + resizing XKD (32x112) and CCL (16x112) clips from frame
     /// folders (and .avi with the `ffmpeg` feature), and the full training transform (for
     /// scripts/bench_loader_vs_pyav.py, which times PIL/PyAV/decord on the same files).
@@ -67,6 +75,18 @@ pub fn run(what: BenchWhat) -> Result<()> {
             avkd::bench::vit_b_video(&batches, iters, &avkd::device::parse_device(&device)?)?,
             json,
         ),
+        BenchWhat::Augment { iters, json } => {
+            let timings = avkd::data::transforms::bench::bench_transforms(iters)?;
+            if json {
+                let map: std::collections::BTreeMap<_, _> = timings.into_iter().collect();
+                println!("{}", serde_json::to_string_pretty(&map)?);
+            } else {
+                for (name, ms) in timings {
+                    println!("{name:44} {ms:8.1} ms/clip");
+                }
+            }
+            return Ok(());
+        }
         BenchWhat::Audio { mp3, iters, json } => (avkd::bench::audio(&mp3, iters)?, json),
         BenchWhat::Loader {
             data,
