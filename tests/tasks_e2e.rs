@@ -8,7 +8,7 @@ use avkd::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig};
 use avkd::models::folder::ModelFolder;
 use avkd::models::xkd::VideoViT;
 use avkd::nn::param_store::ParamStore;
-use avkd::quickstart::small_xkd_config;
+use avkd::quickstart::{small_xkd_config, synthetic_finetune_config};
 use avkd::tasks::dataset_spec::{DatasetKind, DatasetSpec};
 use avkd::tasks::evaluate::{evaluate_folder, EvalOptions};
 use avkd::tasks::finetune::{run_finetune, FinetuneJob};
@@ -45,21 +45,13 @@ fn student(dir: &Path) {
     write_model_folder(dir, "xkd-video", &cfg, &tensors, &BTreeMap::new()).unwrap();
 }
 
+/// The quickstart's settings for the synthetic data, from a random initialisation: no layer-wise
+/// decay and a higher rate.
 fn config(epochs: usize) -> FinetuneConfig {
-    let mut cfg = FinetuneConfig::xkd_ucf101();
-    cfg.epochs = epochs;
-    cfg.batch_size = 8;
-    // From a random initialisation: no layer-wise decay, a higher rate.
+    let mut cfg = synthetic_finetune_config(epochs, 0);
     cfg.base_lr = 2e-3;
-    cfg.warmup_epochs = 1;
     cfg.layer_decay = 1.0;
     cfg.eval_every = epochs;
-    cfg.mixup = None;
-    // The synthetic classes are motion directions; a flip changes the class.
-    cfg.augment.hflip_prob = 0.0;
-    cfg.augment.scale = [0.5, 1.0];
-    cfg.augment.rand_augment_ops = 2;
-    cfg.augment.rand_augment_magnitude = 5.0;
     cfg
 }
 

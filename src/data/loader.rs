@@ -28,6 +28,17 @@ pub enum BadSample {
     Skip,
 }
 
+impl BadSample {
+    /// `Skip` when `skip` (a `--skip-bad` flag), else `Fail`.
+    pub fn skip_if(skip: bool) -> Self {
+        if skip {
+            Self::Skip
+        } else {
+            Self::Fail
+        }
+    }
+}
+
 /// How batches are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderConfig {

@@ -110,6 +110,16 @@ impl Model {
         }
     }
 
+    /// One output of [`Model::embed`] for a clip batch `x` (e.g. `logits` or `features`).
+    pub fn clip_output(&self, x: &Tensor, key: &str) -> Result<Tensor> {
+        let mut out = self.embed(&ModelInputs {
+            input: Some(x.clone()),
+            ..Default::default()
+        })?;
+        out.remove(key)
+            .ok_or_else(|| candle_core::Error::Msg(format!("the model gives no `{key}`")))
+    }
+
     /// Runs the model in evaluation mode. Outputs: `tokens` (ViTs: every token after the final norm,
     /// CLS first), `features` (the pooled feature each method uses downstream), `logits` (models with
     /// a classifier; PANNs' `clipwise_output` is its sigmoid).

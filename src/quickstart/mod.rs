@@ -95,7 +95,7 @@ fn obtain_student(opts: &QuickstartOptions, dev: &Device) -> Result<StudentSourc
 /// with augmentation fit for 128 tiny clips whose classes are motion directions: no flip (it turns
 /// one class into another), milder crops and RandAugment, and no mixup (measured on this data: 81 %
 /// top-1 without mixup, 41 % with it, 22 % with the full UCF101 augmentation).
-fn quickstart_config(epochs: usize, seed: u64) -> FinetuneConfig {
+pub fn synthetic_finetune_config(epochs: usize, seed: u64) -> FinetuneConfig {
     let mut cfg = FinetuneConfig::xkd_ucf101();
     cfg.epochs = epochs;
     cfg.batch_size = 8;
@@ -138,7 +138,7 @@ pub fn run(opts: &QuickstartOptions, dev: &Device) -> Result<QuickstartReport> {
     let job = FinetuneJob {
         model: student_dir,
         dataset: spec.clone(),
-        config: quickstart_config(opts.finetune_epochs, opts.seed),
+        config: synthetic_finetune_config(opts.finetune_epochs, opts.seed),
         out: opts.out.join("finetune"),
         resume: false,
         stop_after_epochs: None,

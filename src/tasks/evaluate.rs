@@ -9,7 +9,7 @@ use crate::data::transforms::ClipArray;
 use crate::eval::report::{EvalReport, FoldResult, Protocol};
 use crate::eval::video_level::{ClassificationMetrics, VideoScores};
 use crate::models::folder::ModelFolder;
-use crate::models::model::{Model, ModelInputs};
+use crate::models::model::Model;
 use crate::progress::progress_bar;
 use candle_core::{Device, Result, Tensor};
 use std::sync::Arc;
@@ -71,11 +71,7 @@ pub fn evaluate_views(
             shuffle: false,
             drop_last: false,
             seed: 0,
-            bad_sample: if opts.skip_bad {
-                BadSample::Skip
-            } else {
-                BadSample::Fail
-            },
+            bad_sample: BadSample::skip_if(opts.skip_bad),
         },
         Arc::new(move |i, _rng| shared.test_views(i)),
     );
@@ -128,14 +124,7 @@ pub fn classifier_logits(model: &Model) -> Result<impl Fn(&Tensor) -> Result<Ten
              fine-tune a student first (`avkd finetune`), or use `avkd linear` for frozen features"
         ),
     }
-    Ok(move |x: &Tensor| -> Result<Tensor> {
-        let mut out = model.embed(&ModelInputs {
-            input: Some(x.clone()),
-            ..Default::default()
-        })?;
-        out.remove("logits")
-            .ok_or_else(|| candle_core::Error::Msg("the model gave no logits".into()))
-    })
+    Ok(move |x: &Tensor| model.clip_output(x, "logits"))
 }
 
 /// `avkd eval`: a classifier folder on every fold asked for, and the report.

@@ -165,11 +165,7 @@ fn run_fold(
         "fine-tuning"
     );
 
-    let bad_sample = if job.skip_bad {
-        BadSample::Skip
-    } else {
-        BadSample::Fail
-    };
+    let bad_sample = BadSample::skip_if(job.skip_bad);
     let train_data = Arc::new(ClipDataset::new(
         &video_root,
         train_split.train.clone(),

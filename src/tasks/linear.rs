@@ -15,7 +15,6 @@ use crate::eval::linear_probe::{LinearProbe, LinearProbeConfig};
 use crate::eval::linear_svm::{svm_sweep, CSelection, LinearSvcConfig, SvmData};
 use crate::eval::report::{EvalReport, FoldResult, Protocol};
 use crate::models::folder::ModelFolder;
-use crate::models::model::{Model, ModelInputs};
 use crate::nn::rng::SeededRng;
 use crate::progress::progress_bar;
 use candle_core::{Device, Result, Tensor};
@@ -64,18 +63,6 @@ impl Features {
     }
 }
 
-/// The feature function of any video model: pooled student features, or a classifier's.
-fn feature_fn(model: &Model) -> impl Fn(&Tensor) -> Result<Tensor> + '_ {
-    move |x: &Tensor| {
-        let mut out = model.embed(&ModelInputs {
-            input: Some(x.clone()),
-            ..Default::default()
-        })?;
-        out.remove("features")
-            .ok_or_else(|| candle_core::Error::Msg("the model gave no features".into()))
-    }
-}
-
 /// Features of `per_video` clips of every video; `train` draws random augmented clips, otherwise
 /// the recipe's test views.
 fn extract(
@@ -98,11 +85,7 @@ fn extract(
             shuffle: false,
             drop_last: false,
             seed: job.seed,
-            bad_sample: if job.skip_bad {
-                BadSample::Skip
-            } else {
-                BadSample::Fail
-            },
+            bad_sample: BadSample::skip_if(job.skip_bad),
         },
         Arc::new(
             move |i, rng: &mut SeededRng| -> Result<(Vec<ClipArray>, usize)> {
@@ -152,7 +135,7 @@ fn extract(
 /// Runs the linear evaluation of the model in `folder` on every fold of `job.dataset`.
 pub fn run_linear(folder: &ModelFolder, job: &LinearJob, dev: &Device) -> Result<EvalReport> {
     let model = folder.load(dev)?;
-    let features = feature_fn(&model);
+    let features = |x: &Tensor| model.clip_output(x, "features");
     let mut recipe = ClipRecipe::for_model(
         &folder.preprocessor,
         job.crop,

@@ -26,7 +26,6 @@ use crate::objectives::smoothing::{label_smoothing_ce, soft_target_ce};
 use candle_core::backprop::GradStore;
 use candle_core::{bail, Result, Tensor, Var, D};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -252,14 +251,8 @@ pub fn finetune(
         );
     }
     let mut metrics = MetricsWriter::append(&metrics_path).map_err(|e| io_msg(&metrics_path, e))?;
-    let progress = if opts.progress && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new((cfg.epochs * spe) as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}",
-        ) {
-            bar.set_style(style);
-        }
-        bar
+    let progress = if opts.progress {
+        crate::progress::progress_bar((cfg.epochs * spe) as u64, "fine-tuning")
     } else {
         indicatif::ProgressBar::hidden()
     };
