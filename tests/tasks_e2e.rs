@@ -248,3 +248,46 @@ fn bad_media_is_named_or_skipped() {
     assert!(err.to_string().contains("classInd.txt"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn ccl_student_finetunes_with_the_ccl_recipe() {
+    let dir = temp_dir("ccl");
+    let (root, model) = (dir.join("data"), dir.join("student"));
+    dataset(&root);
+    // A narrow R(2+1)D-18 (the official topology, widths divided by 8), randomly initialised.
+    let cfg = avkd::models::ccl::r2plus1d::R2Plus1dConfig {
+        widths: [8, 16, 32, 64],
+        ..avkd::models::ccl::r2plus1d::R2Plus1dConfig::official(18, 4)
+    };
+    let store = ParamStore::new(3, DType::F32, &Device::Cpu);
+    avkd::models::ccl::r2plus1d::R2Plus1d::new(&cfg, store.builder()).unwrap();
+    let tensors = store.tensors().unwrap();
+    write_model_folder(&model, "ccl-r2plus1d", &cfg, &tensors, &BTreeMap::new()).unwrap();
+
+    let mut ft = FinetuneConfig::ccl_ucf51();
+    ft.epochs = 2;
+    ft.base_lr = 0.05;
+    ft.augment.hflip_prob = 0.0;
+    let mut job = job(&model, &root, &dir.join("ft"), ft, 2);
+    job.crop = Some(32);
+    let dev = Device::Cpu;
+    let (report, runs) = run_finetune(&job, &dev).expect("CCL fine-tuning runs");
+    // CCL tests every non-overlapping 16-frame window (2 of a 32-frame video), one centre crop.
+    assert_eq!(report.protocol.clips, None);
+    assert_eq!(report.protocol.crops, 1);
+    assert_eq!(report.protocol.input_size, 32);
+    assert_eq!(report.folds[0].metrics.num_videos, 12);
+    // 48 training videos in batches of 16, two epochs.
+    assert_eq!(runs[0].summary.steps, 2 * 3);
+
+    let last = ModelFolder::open(&runs[0].out_dir.join("last")).unwrap();
+    assert_eq!(last.preprocessor.fps, None);
+    let spec = DatasetSpec::new(DatasetKind::Ucf101, &root, Fold::One(1));
+    let opts = EvalOptions {
+        crop: Some(32),
+        ..EvalOptions::default()
+    };
+    let again = evaluate_folder(&last, &spec, &opts, &dev).unwrap();
+    assert_eq!(again.folds[0].metrics, report.folds[0].metrics);
+    std::fs::remove_dir_all(&dir).ok();
+}
