@@ -230,8 +230,7 @@ fn bad_media_is_named_or_skipped() {
     let last = ModelFolder::open(&dir.join("skip/fold1/last")).unwrap();
     let spec = DatasetSpec::new(DatasetKind::Ucf101, &root, Fold::One(1));
     let err = evaluate_folder(&last, &spec, &EvalOptions::default(), &dev)
-        .err()
-        .expect("a missing video stops the evaluation");
+        .expect_err("a missing video stops the evaluation");
     let stem = missing.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         err.to_string().contains(&stem),
@@ -243,8 +242,7 @@ fn bad_media_is_named_or_skipped() {
     std::fs::create_dir_all(&empty).unwrap();
     let err = DatasetSpec::new(DatasetKind::Ucf101, &empty, Fold::One(1))
         .load()
-        .err()
-        .expect("no split lists");
+        .expect_err("no split lists");
     assert!(err.to_string().contains("classInd.txt"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -238,7 +238,7 @@ fn finetune_config(args: &FinetuneArgs, folder: &ModelFolder) -> Result<Finetune
         node.insert(parts[parts.len() - 1].to_string(), value);
     }
     let text = toml::to_string(&table)?;
-    Ok(FinetuneConfig::from_toml_str(&text).context("fine-tuning settings")?)
+    FinetuneConfig::from_toml_str(&text).context("fine-tuning settings")
 }
 
 pub fn finetune(args: FinetuneArgs) -> Result<()> {
