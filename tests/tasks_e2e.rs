@@ -289,3 +289,18 @@ fn ccl_student_finetunes_with_the_ccl_recipe() {
     assert_eq!(again.folds[0].metrics, report.folds[0].metrics);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Without the `ffmpeg` feature a container is refused with a message that says how to proceed.
+#[cfg(not(feature = "ffmpeg"))]
+#[test]
+fn containers_without_ffmpeg_say_how_to_proceed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/media");
+    let err =
+        avkd::data::video_source::VideoSource::open(&root, Path::new("xvid_mp3_2s.avi"), 25.0)
+            .expect_err("an .avi needs the ffmpeg feature");
+    let text = err.to_string();
+    assert!(
+        text.contains("xvid_mp3_2s.avi") && text.contains("--features ffmpeg"),
+        "{text}"
+    );
+}
