@@ -1,7 +1,7 @@
 """Reference outputs for avkd's video transforms (tests/data_transforms.rs).
 
-Pillow gives the u8 references (resize BILINEAR after a crop, and timm's RandAugment ops with the
-arguments timm computes at magnitude 7); numpy re-implements torch's
+Pillow gives the u8 references (resize BILINEAR after a crop, timm's RandAugment ops with the
+arguments timm computes at magnitude 7, and torchvision's PIL ColorJitter / grayscale ops); numpy re-implements torch's
 F.interpolate(mode="bilinear", align_corners=False) in float32 (torch is not installed here).
 
 Run: python3 scripts/make_transform_fixtures.py  (needs pillow, numpy) -> tests/fixtures/transforms/
@@ -88,6 +88,60 @@ def torch_bilinear(x, oh, ow):
     return (top * h0[:, None] + bot * h1[:, None]).astype(np.float32)
 
 
+def adjust_hue(img, hue_factor):
+    """torchvision.transforms._functional_pil.adjust_hue on an RGB image."""
+    h, s, v = img.convert("HSV").split()
+    np_h = np.array(h, dtype=np.uint8)
+    np_h += np.int64(hue_factor * 255).astype(np.uint8)  # wraps, as torchvision
+    h = Image.fromarray(np_h, "L")
+    return Image.merge("HSV", (h, s, v)).convert("RGB")
+
+
+def color_jitter(img, order, b, c, s, h):
+    """ColorJitter.forward with fixed fn_idx and factors (torchvision's PIL functional ops)."""
+    for i in order:
+        if i == 0:
+            img = ImageEnhance.Brightness(img).enhance(b)
+        elif i == 1:
+            img = ImageEnhance.Contrast(img).enhance(c)
+        elif i == 2:
+            img = ImageEnhance.Color(img).enhance(s)
+        else:
+            img = adjust_hue(img, h)
+    return img
+
+
+def color_fixtures(img, manifest):
+    """Hue shifts, the HSV round trip, grayscale and full jitters on input.png and on
+    color_input.png (uniform random colours, numpy seed 2, so every hue sector occurs)."""
+    rng = np.random.default_rng(2)
+    wheel = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")
+    wheel.save(os.path.join(OUT, "color_input.png"))
+    entries = []
+    for src_name, src in (("input.png", img), ("color_input.png", wheel)):
+        tag = src_name.split(".")[0]
+
+        def put(name, out, **kw):
+            fn = f"color_{tag}_{name}.png"
+            out.save(os.path.join(OUT, fn))
+            kind = name if name.startswith("hsv") else name.split("_")[0]
+            entries.append({"input": src_name, "file": fn, "kind": kind, **kw})
+
+        for hf, name in ((0.2, "p20"), (-0.2, "m20"), (0.05, "p05"), (-0.5, "m50"), (0.5, "p50")):
+            put(f"hue_{name}", adjust_hue(src, hf), factor=hf)
+        hsv = src.convert("HSV")
+        put("hsv_raw", Image.frombytes("RGB", src.size, hsv.tobytes()))
+        put("hsv_roundtrip", hsv.convert("RGB"))
+        gray = src.convert("L")
+        put("gray", Image.fromarray(np.dstack([np.array(gray)] * 3), "RGB"))
+        for k, (order, fac) in enumerate((([3, 0, 2, 1], (1.23, 0.71, 1.37, -0.13)),
+                                          ([1, 2, 0, 3], (0.64, 1.38, 0.62, 0.17)))):
+            b, c, s, h = fac
+            put(f"jitter_{k}", color_jitter(src, order, b, c, s, h), order=order,
+                factors=[b, c, s, h])
+    manifest["color"] = entries
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     img = make_input()
@@ -110,6 +164,7 @@ def main():
     for oh, ow in [(5, 4), (20, 31), (9, 7), (4, 13)]:
         manifest["torch_bilinear"].append({"out": [oh, ow], "values": torch_bilinear(plane, oh, ow).ravel().tolist()})
     manifest["torch_bilinear_input"] = {"shape": [9, 13], "values": plane.ravel().tolist()}
+    color_fixtures(img, manifest)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=0)
 

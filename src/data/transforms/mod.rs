@@ -14,6 +14,7 @@
 
 pub mod bench;
 pub mod clip;
+pub mod color;
 pub mod crop;
 pub mod erasing;
 pub mod eval;
@@ -24,6 +25,7 @@ pub mod resize;
 pub mod train;
 
 pub use clip::{ClipArray, Normalization};
+pub use color::{ColorJitter, JitterDraw};
 pub use erasing::RandomErasing;
 pub use eval::TestAugment;
 pub use mixup::Mixup;
