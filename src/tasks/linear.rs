@@ -2,15 +2,15 @@
 //! head (softmax averaged over a video's views), or with `--svm` the papers' protocol: a linear SVM
 //! on pooled features of random training clips, decision values averaged over test clips, C swept.
 //!
-//! Features (xkd.md §5.2): `train_clips` random clips per training video (random resized crop,
-//! scale (0.08, 1), flip), and for testing `test_clips` clips per video, short side resized to
-//! 8/7 of the crop and centre-cropped. XKD also jitters colour and greys at random for the SVM's
-//! training clips; avkd's clip transforms do not have those two yet.
+//! Features (xkd.md §5.2–5.3, `strong3crop`): `train_clips` random clips per training video (PIL
+//! random resized crop, scale (0.08, 1), flip, ColorJitter(0.4, 0.4, 0.4, 0.2) with one draw per
+//! clip, and for the SVM random greyscale 0.2), and for testing `test_clips` clips per video, short
+//! side resized to 8/7 of the crop and centre-cropped.
 
 use super::dataset_spec::DatasetSpec;
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
 use crate::data::loader::{BadSample, Loader, LoaderConfig};
-use crate::data::transforms::{ClipArray, ResizeKind, TestAugment};
+use crate::data::transforms::{ClipArray, ColorJitter, ResizeKind, TestAugment};
 use crate::eval::linear_probe::{LinearProbe, LinearProbeConfig};
 use crate::eval::linear_svm::{svm_sweep, CSelection, LinearSvcConfig, SvmData};
 use crate::eval::report::{EvalReport, FoldResult, Protocol};
@@ -143,10 +143,18 @@ pub fn run_linear(folder: &ModelFolder, job: &LinearJob, dev: &Device) -> Result
         job.dataset.kind.nominal_fps(),
     )?;
     let crop = recipe.test.crop;
-    // XKD's SVM protocol: plain random resized crops for training clips, one centre crop at test.
+    // XKD's `strong3crop` for training clips, one centre crop at test.
     recipe.train.scale = (0.08, 1.0);
+    recipe.train.ratio = (0.75, 4.0 / 3.0);
+    recipe.train.hflip_prob = 0.5;
     recipe.train.rand_augment = None;
     recipe.train.erasing_prob = 0.0;
+    recipe.train.resize = ResizeKind::PilBilinear;
+    recipe.train.color_jitter = Some(ColorJitter::xkd());
+    recipe.train.gray_prob = match job.classifier {
+        LinearClassifier::Svm { .. } => 0.2,
+        LinearClassifier::Head(_) => 0.0,
+    };
     recipe.test = TestAugment {
         short_side: crop * 8 / 7,
         crop,
