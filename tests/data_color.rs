@@ -10,36 +10,15 @@ use avkd::data::transforms::train::{ColorParams, TrainParams};
 use avkd::data::transforms::{ClipArray, ColorJitter, Normalization, ResizeKind, TrainAugment};
 use avkd::nn::rng::SeededRng;
 use image::RgbImage;
-use std::path::PathBuf;
+mod common;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transforms")
-}
-
-fn load(name: &str) -> RgbImage {
-    image::open(fixtures().join(name))
-        .expect("fixture image")
-        .to_rgb8()
-}
+use common::{image_diff, transform_image, transform_manifest};
 
 fn color_entries() -> Vec<serde_json::Value> {
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("manifest.json")).expect("manifest"),
-    )
-    .expect("manifest json");
-    m["color"].as_array().expect("color fixtures").clone()
-}
-
-/// (max abs difference, number of differing values)
-fn diff(a: &RgbImage, b: &RgbImage) -> (u8, usize) {
-    assert_eq!(a.dimensions(), b.dimensions());
-    a.as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .fold((0, 0), |(m, n), (&x, &y)| {
-            let d = x.abs_diff(y);
-            (m.max(d), n + (d > 0) as usize)
-        })
+    transform_manifest()["color"]
+        .as_array()
+        .expect("color fixtures")
+        .clone()
 }
 
 fn map_pixels(img: &RgbImage, f: impl Fn([u8; 3]) -> [u8; 3]) -> RgbImage {
@@ -77,7 +56,7 @@ fn colour_ops_match_pillow_exactly() {
     let entries = color_entries();
     assert_eq!(entries.len(), 20);
     for e in &entries {
-        let input = load(e["input"].as_str().unwrap());
+        let input = transform_image(e["input"].as_str().unwrap());
         let file = e["file"].as_str().unwrap();
         let out = match e["kind"].as_str().unwrap() {
             "hue" => {
@@ -99,7 +78,7 @@ fn colour_ops_match_pillow_exactly() {
             }
             k => panic!("unknown fixture kind {k}"),
         };
-        assert_eq!(diff(&out, &load(file)), (0, 0), "{file}");
+        assert_eq!(image_diff(&out, &transform_image(file)), (0, 0), "{file}");
     }
 }
 
@@ -107,10 +86,10 @@ fn colour_ops_match_pillow_exactly() {
 fn hsv_back_conversion_matches_pillow_on_raw_hsv() {
     // The stored HSV bytes converted back must give Pillow's round trip.
     for tag in ["input", "color_input"] {
-        let raw = load(&format!("color_{tag}_hsv_raw.png"));
+        let raw = transform_image(&format!("color_{tag}_hsv_raw.png"));
         let back = map_pixels(&raw, rgb_from_hsv);
-        let want = load(&format!("color_{tag}_hsv_roundtrip.png"));
-        assert_eq!(diff(&back, &want), (0, 0), "{tag}");
+        let want = transform_image(&format!("color_{tag}_hsv_roundtrip.png"));
+        assert_eq!(image_diff(&back, &want), (0, 0), "{tag}");
     }
 }
 
@@ -199,7 +178,7 @@ fn strong_and_off_strengths() {
     }
     assert!(min < 0.05, "lower bound clamps at 0: min {min}");
     // An off op leaves the image alone.
-    let img = load("input.png");
+    let img = transform_image("input.png");
     let mut out = img.clone();
     let d = JitterDraw {
         order: JitterOp::ALL,
@@ -221,7 +200,7 @@ fn strong_and_off_strengths() {
 }
 
 fn clip(n: usize) -> Vec<RgbImage> {
-    let base = load("color_input.png");
+    let base = transform_image("color_input.png");
     (0..n)
         .map(|t| {
             let mut f = base.clone();

@@ -14,39 +14,14 @@ use avkd::data::transforms::{
 use avkd::nn::rng::SeededRng;
 use candle_core::{Device, Tensor};
 use image::RgbImage;
-use std::path::PathBuf;
+mod common;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transforms")
-}
-
-fn load(name: &str) -> RgbImage {
-    image::open(fixtures().join(name))
-        .expect("fixture image")
-        .to_rgb8()
-}
-
-fn manifest() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap())
-        .unwrap()
-}
-
-/// (max abs difference, number of differing values)
-fn diff(a: &RgbImage, b: &RgbImage) -> (u8, usize) {
-    assert_eq!(a.dimensions(), b.dimensions());
-    a.as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .fold((0, 0), |(m, n), (&x, &y)| {
-            let d = x.abs_diff(y);
-            (m.max(d), n + (d > 0) as usize)
-        })
-}
+use common::{image_diff, transform_image, transform_manifest};
 
 #[test]
 fn pil_resize_matches_pillow_exactly() {
-    let input = load("input.png");
-    let m = manifest();
+    let input = transform_image("input.png");
+    let m = transform_manifest();
     for r in m["resize"].as_array().unwrap() {
         let v: Vec<usize> = r["rect"]
             .as_array()
@@ -71,14 +46,14 @@ fn pil_resize_matches_pillow_exactly() {
             s[0],
             s[1],
         );
-        let want = load(r["file"].as_str().unwrap());
-        assert_eq!(diff(&out, &want), (0, 0), "{}", r["file"]);
+        let want = transform_image(r["file"].as_str().unwrap());
+        assert_eq!(image_diff(&out, &want), (0, 0), "{}", r["file"]);
     }
 }
 
 #[test]
 fn torch_bilinear_matches_numpy_reference() {
-    let m = manifest();
+    let m = transform_manifest();
     let inp: Vec<f32> = m["torch_bilinear_input"]["values"]
         .as_array()
         .unwrap()
@@ -134,15 +109,15 @@ fn op_by_name(name: &str) -> AugOp {
 
 #[test]
 fn rand_augment_ops_match_pillow() {
-    let input = load("input.png");
-    let m = manifest();
+    let input = transform_image("input.png");
+    let m = transform_manifest();
     let mut report = Vec::new();
     for case in m["ops"].as_array().unwrap() {
         let op = op_by_name(case["op"].as_str().unwrap());
         let mut img = input.clone();
         op.apply(&mut img, case["arg"].as_f64().unwrap(), [128, 128, 128]);
-        let want = load(case["file"].as_str().unwrap());
-        let (maxd, n) = diff(&img, &want);
+        let want = transform_image(case["file"].as_str().unwrap());
+        let (maxd, n) = image_diff(&img, &want);
         report.push(format!("{}: max {maxd} n {n}", case["file"]));
         assert_eq!(maxd, 0, "{}: max diff {maxd} in {n} values", case["file"]);
     }
@@ -269,7 +244,7 @@ fn train_transform_uses_one_crop_for_every_frame() {
 
 #[test]
 fn flip_reverses_columns_and_pil_path_matches_pillow_resize() {
-    let frames = vec![load("input.png")];
+    let frames = vec![transform_image("input.png")];
     let norm = Normalization::ccl_kinetics();
     let aug = TrainAugment::ccl(17);
     let crop = Rect {
@@ -431,7 +406,7 @@ fn test_transform_crops_and_sizes() {
             h: 112
         }
     );
-    let input = vec![load("input.png")];
+    let input = vec![transform_image("input.png")];
     let ccl = TestAugment::ccl(20).apply(&input, &norm).unwrap();
     assert_eq!(ccl.len(), 1);
     let resized = pil_bilinear(&input[0], Rect::full(40, 30), 26, 20);
@@ -590,11 +565,3 @@ fn mixup_without_smoothing_or_mixing_gives_one_hot() {
 }
 
 use candle_core::IndexOp;
-
-#[test]
-#[ignore = "timing; run with --ignored --nocapture"]
-fn bench_transforms_report() {
-    for (name, ms) in avkd::data::transforms::bench::bench_transforms(5).unwrap() {
-        eprintln!("{name}: {ms:.2} ms/clip");
-    }
-}

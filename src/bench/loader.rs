@@ -5,9 +5,11 @@
 //! (PIL, PyAV, decord) on the same files. The full training transform (RandAugment, random resized
 //! crop, flip, erasing) is timed too.
 
-use crate::data::clip_sampling::{CclTest, ClipSampling};
+use crate::data::clip_sampling::ClipSampling;
 use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig, SYNTH_VIDEO_DIR};
+use crate::data::synth_dataset::{
+    synth_videos, write_synth_dataset, SynthDatasetConfig, SYNTH_VIDEO_DIR,
+};
 use crate::data::transforms::{ClipArray, Normalization, ResizeKind, TestAugment, TrainAugment};
 use crate::data::video_source::VideoSource;
 use crate::models::config::{IMAGENET_MEAN, IMAGENET_STD};
@@ -49,26 +51,13 @@ pub fn prepare(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Frame folders (`folders = true`) or `.avi` files under the dataset's video folder.
+/// Frame folders (`folders = true`) or `.avi` files of the benchmark dataset.
 fn list(dir: &Path, folders: bool) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let root = dir.join(SYNTH_VIDEO_DIR);
-    let read = |p: &Path| {
-        std::fs::read_dir(p)
-            .map_err(|e| candle_core::Error::Msg(format!("listing {}: {e}", p.display())))
-    };
-    for class in read(&root)? {
-        let class = class.map_err(candle_core::Error::wrap)?.path();
-        for video in read(&class)? {
-            let video = video.map_err(candle_core::Error::wrap)?.path();
-            let is_avi = video.extension().is_some_and(|e| e == "avi");
-            if (folders && video.is_dir()) || (!folders && is_avi) {
-                out.push(video);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    let is_avi = |p: &PathBuf| p.extension().is_some_and(|e| e == "avi");
+    Ok(synth_videos(dir)?
+        .into_iter()
+        .filter(|p| if folders { p.is_dir() } else { is_avi(p) })
+        .collect())
 }
 
 fn clips_per_s(
@@ -137,15 +126,7 @@ fn clips_per_s(
 /// Times the loader on the dataset in `dir` (made if absent) with `workers` threads.
 pub fn loader(dir: &Path, workers: usize, rounds: usize) -> Result<Vec<LoaderTiming>> {
     prepare(dir)?;
-    let xkd = ClipSampling::Xkd {
-        frames: 32,
-        fps: 8.0,
-        clips: 3,
-    };
-    let ccl = ClipSampling::Ccl {
-        frames: 16,
-        clips: CclTest::Sliding { stride: 16 },
-    };
+    let (xkd, ccl) = (ClipSampling::xkd(), ClipSampling::ccl_test());
     let mut sources = vec![("frames", list(dir, true)?)];
     let avis = list(dir, false)?;
     if !avis.is_empty() && cfg!(feature = "ffmpeg") {

@@ -1,6 +1,8 @@
 //! Timing of the hot paths, for side-by-side comparison with PyTorch (scripts/bench_vs_torch.py runs
 //! both in one go and prints the ratios) and librosa (scripts/bench_audio_vs_librosa.py).
 
+pub mod loader;
+
 use crate::data::audio::{decode_file, load_file, XKD_SAMPLE_RATE};
 use crate::data::mel::{LogMel, LogMelConfig};
 use crate::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
@@ -16,8 +18,6 @@ use candle_core::{DType, Device, Result, Tensor};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
-
-pub mod loader;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {

@@ -58,6 +58,31 @@ impl DatasetArgs {
     }
 }
 
+/// Where an evaluation report goes.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ReportArgs {
+    fn emit(&self, report: &avkd::eval::report::EvalReport) -> Result<()> {
+        if let Some(path) = &self.report {
+            report.write_json_atomic(path)?;
+        }
+        if self.json {
+            println!("{}", report.to_json()?);
+        } else {
+            println!("{report}");
+        }
+        Ok(())
+    }
+}
+
 /// How a job runs.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -134,12 +159,8 @@ pub struct EvalArgs {
     /// Views per forward pass.
     #[arg(long, default_value_t = 9)]
     pub eval_batch: usize,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    /// Print the JSON report instead of the table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: ReportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -176,10 +197,8 @@ pub struct LinearArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: ReportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -282,22 +301,6 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_report(
-    report: &avkd::eval::report::EvalReport,
-    json: bool,
-    path: Option<&PathBuf>,
-) -> Result<()> {
-    if let Some(path) = path {
-        report.write_json_atomic(path)?;
-    }
-    if json {
-        println!("{}", report.to_json()?);
-    } else {
-        println!("{report}");
-    }
-    Ok(())
-}
-
 pub fn eval(args: EvalArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
     let dev = avkd::device::parse_device(&args.run.device)?;
@@ -309,7 +312,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         test_clips: args.test_clips,
     };
     let report = evaluate_folder(&folder, &args.data.spec(), &opts, &dev)?;
-    print_report(&report, args.json, args.report.as_ref())
+    args.output.emit(&report)
 }
 
 pub fn linear(args: LinearArgs) -> Result<()> {
@@ -348,7 +351,7 @@ pub fn linear(args: LinearArgs) -> Result<()> {
         seed: args.seed,
     };
     let report = run_linear(&folder, &job, &dev)?;
-    print_report(&report, args.json, args.report.as_ref())
+    args.output.emit(&report)
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {

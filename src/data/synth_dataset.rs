@@ -71,6 +71,28 @@ impl Default for SynthDatasetConfig {
     }
 }
 
+/// Every entry under the dataset's video folder (`UCF-101/<Class>/<video>`: frame folders, and
+/// `.avi` files when they were written), sorted.
+pub fn synth_videos(dataset: &Path) -> Result<Vec<PathBuf>> {
+    let list = |p: &Path| -> Result<Vec<PathBuf>> {
+        let entries =
+            std::fs::read_dir(p).map_err(|e| msg(format!("listing {}: {e}", p.display())))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            out.push(entry.map_err(candle_core::Error::wrap)?.path());
+        }
+        Ok(out)
+    };
+    let mut videos = Vec::new();
+    for class in list(&dataset.join(SYNTH_VIDEO_DIR))? {
+        if class.is_dir() {
+            videos.extend(list(&class)?);
+        }
+    }
+    videos.sort();
+    Ok(videos)
+}
+
 /// What [`write_synth_dataset`] wrote.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SynthDatasetSummary {

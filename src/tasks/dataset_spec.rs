@@ -24,15 +24,19 @@ impl std::str::FromStr for DatasetKind {
     type Err = candle_core::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ucf101" => Ok(Self::Ucf101),
-            "ucf51" => Ok(Self::Ucf51),
-            "hmdb51" => Ok(Self::Hmdb51),
-            "list" => Ok(Self::List),
-            other => candle_core::bail!(
-                "unknown dataset `{other}`: expected ucf101, ucf51, hmdb51 or list"
-            ),
+        if s.trim().eq_ignore_ascii_case("list") {
+            return Ok(Self::List);
         }
+        let format: SplitFormat = s.parse().map_err(|_| {
+            candle_core::Error::Msg(format!(
+                "unknown dataset `{s}`: expected ucf101, ucf51, hmdb51 or list"
+            ))
+        })?;
+        Ok(match format {
+            SplitFormat::Ucf101 => Self::Ucf101,
+            SplitFormat::Ucf51 => Self::Ucf51,
+            SplitFormat::Hmdb51 => Self::Hmdb51,
+        })
     }
 }
 

@@ -230,10 +230,9 @@ fn run_fold(
         label_smoothing: cfg.label_smoothing,
         ..Mixup::xkd_ucf101(num_classes)
     });
-    let mix_fn = |x: &Tensor, labels: &[usize], rng: &mut SeededRng| match &mixup {
-        Some(m) => m.apply(x, labels, rng),
-        None => candle_core::bail!("no mixup configured"),
-    };
+    let mix_fn = mixup
+        .as_ref()
+        .map(|m| move |x: &Tensor, labels: &[usize], rng: &mut SeededRng| m.apply(x, labels, rng));
     let last_dir = out_dir.join("last");
     let resume_from =
         (job.resume && last_dir.join("trainer_state.json").is_file()).then_some(last_dir);
@@ -254,7 +253,7 @@ fn run_fold(
         &store,
         cfg,
         &mut batches,
-        mixup.as_ref().map(|_| &mix_fn as _),
+        mix_fn.as_ref().map(|f| f as _),
         &mut evaluate,
         &opts,
     )?;

@@ -109,3 +109,32 @@ pub fn scalar(t: &Tensor) -> f64 {
         .to_scalar::<f64>()
         .unwrap()
 }
+
+/// An image of tests/fixtures/transforms (Pillow references made by
+/// scripts/make_transform_fixtures.py), as RGB.
+pub fn transform_image(name: &str) -> image::RgbImage {
+    let path = fixture_path("transforms").join(name);
+    image::open(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .to_rgb8()
+}
+
+/// tests/fixtures/transforms/manifest.json.
+pub fn transform_manifest() -> serde_json::Value {
+    let path = fixture_path("transforms/manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// (max abs difference, number of differing values) of two images of the same size.
+pub fn image_diff(a: &image::RgbImage, b: &image::RgbImage) -> (u8, usize) {
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .fold((0, 0), |(m, n), (&x, &y)| {
+            let d = x.abs_diff(y);
+            (m.max(d), n + (d > 0) as usize)
+        })
+}
