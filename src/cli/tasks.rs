@@ -290,7 +290,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             r.fold,
             r.out_dir.display(),
             100.0 * r.summary.best_top1.unwrap_or(0.0),
-            r.summary.best_epoch.map(|e| e + 1).unwrap_or(0),
+            r.summary.best_epoch.unwrap_or(0),
             r.curves
                 .as_ref()
                 .map(|p| p.display().to_string())

@@ -138,7 +138,8 @@ impl EvalReport {
 }
 
 impl fmt::Display for EvalReport {
-    /// A table with one row per fold and a `mean ± std` row, accuracies in percent.
+    /// A table with one row per fold and, over several folds, a `mean ± std` row; accuracies in
+    /// percent.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.protocol;
         writeln!(f, "{} on {}", self.model, self.dataset)?;
@@ -157,16 +158,16 @@ impl fmt::Display for EvalReport {
             write!(f, " · selection: {sel}")?;
         }
         writeln!(f)?;
-        writeln!(
+        write!(
             f,
             "{:<6} {:>8} {:>17} {:>17} {:>17}",
             "fold", "videos", "top1_acc", "top5_acc", "mean_class_acc"
         )?;
         for r in &self.folds {
             let m = &r.metrics;
-            writeln!(
+            write!(
                 f,
-                "{:<6} {:>8} {:>17.2} {:>17.2} {:>17.2}",
+                "\n{:<6} {:>8} {:>17.2} {:>17.2} {:>17.2}",
                 r.fold,
                 m.num_videos,
                 100.0 * m.top1,
@@ -174,16 +175,20 @@ impl fmt::Display for EvalReport {
                 100.0 * m.mean_class
             )?;
         }
+        // With one fold the mean is that fold: no summary rows.
+        if self.folds.len() < 2 {
+            return Ok(());
+        }
         let pm = |mean: f64, std: f64| format!("{:.2} ± {:.2}", 100.0 * mean, 100.0 * std);
-        writeln!(
+        write!(
             f,
-            "{:<6} {:>8} {:>17} {:>17} {:>17}",
+            "\n{:<6} {:>8} {:>17} {:>17} {:>17}",
             "mean",
             "",
             pm(self.mean.top1, self.std.top1),
             pm(self.mean.top5, self.std.top5),
             pm(self.mean.mean_class, self.std.mean_class)
         )?;
-        write!(f, "(std over {} folds, ddof 0)", self.folds.len())
+        write!(f, "\n(std over {} folds, ddof 0)", self.folds.len())
     }
 }

@@ -207,13 +207,6 @@ fn run_fold(
             &format!("eval epoch {}", epoch + 1),
         )?;
         let mt = &run.metrics;
-        tracing::info!(
-            epoch = epoch + 1,
-            top1 = mt.top1,
-            top5 = mt.top5,
-            mean_class = mt.mean_class,
-            "evaluated"
-        );
         let json = serde_json::json!({
             "top1": mt.top1, "top5": mt.top5, "mean_class": mt.mean_class,
             "videos": mt.num_videos, "skipped": run.skipped.count, "eval_seconds": run.seconds,

@@ -89,6 +89,7 @@ pub struct FinetuneSummary {
     pub steps: u64,
     pub final_loss: Option<f64>,
     pub best_top1: Option<f64>,
+    /// Counted from 1.
     pub best_epoch: Option<usize>,
     pub last_dir: PathBuf,
     pub best_dir: PathBuf,
@@ -126,9 +127,9 @@ fn restore_weights(store: &ParamStore, tensors: HashMap<String, Tensor>, dir: &P
         .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.display())))
 }
 
-/// Drops the records a resumed run will write again: train steps after `step`, evaluations of
-/// epochs from `epoch` on.
-fn truncate_metrics(path: &Path, step: u64, epoch: usize) -> Result<()> {
+/// Drops the records a resumed run will write again: train steps after `step`, evaluations after
+/// `epochs_done` completed epochs.
+fn truncate_metrics(path: &Path, step: u64, epochs_done: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -137,7 +138,7 @@ fn truncate_metrics(path: &Path, step: u64, epoch: usize) -> Result<()> {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
         let drop = match v["kind"].as_str() {
             Some("train") => v["step"].as_u64().is_some_and(|s| s > step),
-            Some("eval") => v["epoch"].as_u64().is_some_and(|e| e >= epoch as u64),
+            Some("eval") => v["epoch"].as_u64().is_some_and(|e| e > epochs_done as u64),
             _ => false,
         };
         if !drop {
@@ -355,7 +356,7 @@ pub fn finetune(
             let loss = loss_sum / micro as f64;
             state.last_loss = Some(loss);
             let mut record = serde_json::json!({
-                "kind": "train", "epoch": epoch, "step": state.global_step, "loss": loss, "lr": lr,
+                "kind": "train", "epoch": epoch + 1, "step": state.global_step, "loss": loss, "lr": lr,
                 "samples_per_s": samples as f64 / started.elapsed().as_secs_f64().max(1e-9),
             });
             if mix.is_none() {
@@ -367,8 +368,14 @@ pub fn finetune(
             metrics
                 .write(&record)
                 .map_err(|e| io_msg(&metrics_path, e))?;
-            tracing::debug!(epoch, step = state.global_step, loss, lr, "fine-tune step");
-            progress.set_message(format!("epoch {epoch} loss {loss:.4}"));
+            tracing::debug!(
+                epoch = epoch + 1,
+                step = state.global_step,
+                loss,
+                lr,
+                "fine-tune step"
+            );
+            progress.set_message(format!("epoch {}/{} loss {loss:.4}", epoch + 1, cfg.epochs));
             progress.inc(1);
 
             let mid_epoch = state.batch_in_epoch < nb;
@@ -393,7 +400,7 @@ pub fn finetune(
         let mut improved = false;
         if (epoch + 1).is_multiple_of(cfg.eval_every) || epoch + 1 == cfg.epochs {
             let outcome = eval(model, epoch)?;
-            let mut record = serde_json::json!({"kind": "eval", "epoch": epoch});
+            let mut record = serde_json::json!({"kind": "eval", "epoch": epoch + 1});
             if let serde_json::Value::Object(extra) = &outcome.json {
                 for (k, v) in extra {
                     record[k] = v.clone();
@@ -405,10 +412,10 @@ pub fn finetune(
             metrics
                 .write(&record)
                 .map_err(|e| io_msg(&metrics_path, e))?;
-            tracing::info!(epoch, top1 = outcome.top1, "evaluation");
+            tracing::info!(epoch = epoch + 1, result = %outcome.json, "evaluation");
             if state.best_top1.is_none_or(|b| outcome.top1 > b) {
                 state.best_top1 = Some(outcome.top1);
-                state.best_epoch = Some(epoch);
+                state.best_epoch = Some(epoch + 1);
                 improved = true;
             }
         }

@@ -34,7 +34,7 @@ pub struct TrainerState {
     /// Batches per epoch of the data this run was trained on (a resumed run must see the same).
     pub batches_per_epoch: usize,
     pub best_top1: Option<f64>,
-    /// The 0-based epoch whose evaluation gave `best_top1`.
+    /// The epoch (counted from 1, as in metrics.jsonl) whose evaluation gave `best_top1`.
     pub best_epoch: Option<usize>,
     /// Mean loss of the last optimizer step.
     pub last_loss: Option<f64>,
