@@ -55,14 +55,17 @@ fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every fixture checkpoint: (source, options, expected model type, reference, reference keys).
-fn cases() -> Vec<(
+/// (source, options, expected model type, reference, reference keys).
+type Case = (
     &'static str,
     ConvertOptions,
     &'static str,
     &'static str,
     BTreeMap<String, String>,
-)> {
+);
+
+/// Every fixture checkpoint.
+fn cases() -> Vec<Case> {
     let vio = "xkd/video_backbone/video_backbone_io.safetensors";
     vec![
         (

@@ -279,7 +279,7 @@ fn map_xkd_net<'a>(
                 ("vt2as_center", net.vt2as_center),
                 ("at2vs_center", net.at2vs_center),
             ] {
-                tensors.insert(k.to_string(), (format!("{k}"), Data::Memory(t)));
+                tensors.insert(k.to_string(), (k.to_string(), Data::Memory(t)));
             }
             let shapes = tensors
                 .iter()

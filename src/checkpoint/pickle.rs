@@ -488,7 +488,7 @@ fn pop_mark(stack: &mut Vec<Item>, what: &str) -> PResult<Vec<Value>> {
 }
 
 fn pairs(items: Vec<Value>, what: &str) -> PResult<Vec<(Value, Value)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return invalid(format!("{what} with an odd number of items"));
     }
     let mut out = Vec::with_capacity(items.len() / 2);

@@ -16,6 +16,10 @@
 //! read by hf-hub when no token is given; `HF_HUB_OFFLINE` and `HF_HUB_DISABLE_PROGRESS_BARS` are
 //! read by [`HubOptions::from_env`]. Explicit options override the environment.
 
+// HubError carries the repo, revision, endpoint and cache path so its message can say what to do;
+// it is made at most once per download, so its size (~150 bytes) costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 mod download;
 mod error;
 mod progress;

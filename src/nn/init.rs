@@ -91,11 +91,11 @@ fn orthogonal_values(rng: &mut SeededRng, shape: &Shape, gain: f64) -> Result<Ve
         .map(|_| (0..long).map(|_| rng.normal_f64()).collect())
         .collect();
     for i in 0..short {
-        for j in 0..i {
-            let dot: f64 = (0..long).map(|k| q[i][k] * q[j][k]).sum();
-            for k in 0..long {
-                q[i][k] -= dot * q[j][k];
-            }
+        let (done, rest) = q.split_at_mut(i);
+        let qi = &mut rest[0];
+        for qj in done.iter() {
+            let dot: f64 = qi.iter().zip(qj).map(|(a, b)| a * b).sum();
+            qi.iter_mut().zip(qj).for_each(|(a, b)| *a -= dot * b);
         }
         let norm = q[i].iter().map(|v| v * v).sum::<f64>().sqrt();
         q[i].iter_mut().for_each(|v| *v /= norm);

@@ -100,7 +100,7 @@ pub fn resample_trilinear(
     rule: AxisRule,
 ) -> Result<(Tensor, [usize; 3])> {
     let out: [usize; 3] = std::array::from_fn(|i| scaled_size(grid[i], scale[i]));
-    if out.iter().any(|&n| n == 0) {
+    if out.contains(&0) {
         candle_core::bail!("positional embedding grid {grid:?} scaled by {scale:?} is empty")
     }
     let all_same = out == grid;

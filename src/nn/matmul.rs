@@ -20,9 +20,12 @@ pub fn matmul_nt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 struct MatmulNt;
 
+/// (batch, m, n, k) of a batched matmul, as Candle's storage `matmul` takes it.
+type BatchMnk = (usize, usize, usize, usize);
+
 impl MatmulNt {
     /// (batch, m, n, k), the transposed layout of b, and the output shape.
-    fn plan(l1: &Layout, l2: &Layout) -> Result<((usize, usize, usize, usize), Layout, Shape)> {
+    fn plan(l1: &Layout, l2: &Layout) -> Result<(BatchMnk, Layout, Shape)> {
         let (ad, bd) = (l1.dims(), l2.dims());
         let r = ad.len();
         let (m, k, n) = (ad[r - 2], ad[r - 1], bd[r - 2]);

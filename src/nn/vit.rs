@@ -54,7 +54,7 @@ pub struct Attention {
 impl Attention {
     pub fn new(cfg: &TransformerConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.embed_dim;
-        if d % cfg.num_heads != 0 {
+        if !d.is_multiple_of(cfg.num_heads) {
             candle_core::bail!(
                 "embed_dim {d} is not divisible by num_heads {}",
                 cfg.num_heads

@@ -158,7 +158,7 @@ fn check_center(center: &Tensor) -> Result<()> {
 
 /// Per-view batch size of `n` rows split into `views` equal chunks along dim 0.
 fn views_batch(what: &str, n: usize, views: usize) -> Result<usize> {
-    if views == 0 || n == 0 || n % views != 0 {
+    if views == 0 || n == 0 || !n.is_multiple_of(views) {
         bail!("dino: {what} batch of {n} rows does not split into {views} equal views");
     }
     Ok(n / views)

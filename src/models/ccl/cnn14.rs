@@ -136,7 +136,7 @@ impl ConvBlock {
 
     /// `pool` is the square average-pool size (2 for blocks 1–5, 1 for block 6).
     fn forward(&self, x: &Tensor, pool: usize) -> Result<Tensor> {
-        let x = self.bn1.forward_t(&conv2d(&x, &self.conv1, 1, 1)?, false)?;
+        let x = self.bn1.forward_t(&conv2d(x, &self.conv1, 1, 1)?, false)?;
         let x = x.relu()?;
         let x = self.bn2.forward_t(&conv2d(&x, &self.conv2, 1, 1)?, false)?;
         let x = x.relu()?;

@@ -74,11 +74,11 @@ impl BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self
             .bn1
-            .forward_t(&conv2d(&x, &self.conv1, self.stride, 1)?, train)?
+            .forward_t(&conv2d(x, &self.conv1, self.stride, 1)?, train)?
             .relu()?;
         let y = self.bn2.forward_t(&conv2d(&y, &self.conv2, 1, 1)?, train)?;
         let shortcut = match &self.downsample {
-            Some((w, bn)) => bn.forward_t(&conv2d(&x, w, self.stride, 0)?, train)?,
+            Some((w, bn)) => bn.forward_t(&conv2d(x, w, self.stride, 0)?, train)?,
             None => x.clone(),
         };
         (y + shortcut)?.relu()
@@ -138,7 +138,7 @@ impl ResNet {
     pub fn feature_map_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self
             .bn1
-            .forward_t(&conv2d(&x, &self.conv1, 2, 3)?, train)?
+            .forward_t(&conv2d(x, &self.conv1, 2, 3)?, train)?
             .relu()?;
         let mut y = max_pool(&y, &[3, 3], &[2, 2], &[1, 1])?;
         for blocks in &self.layers {
