@@ -118,6 +118,15 @@ fn draw_err(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(format!("drawing training curves: {e}"))
 }
 
+/// Steps and epochs are whole numbers: ticks that fall between them get no label.
+fn integer_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
 /// Renders `curves` as an SVG document.
 pub fn render_svg(curves: &Curves) -> Result<String> {
     let mut svg = String::new();
@@ -138,6 +147,7 @@ pub fn render_svg(curves: &Curves) -> Result<String> {
         chart
             .configure_mesh()
             .x_desc("step")
+            .x_label_formatter(&integer_label)
             .y_desc("loss")
             .draw()
             .map_err(draw_err)?;
@@ -157,6 +167,8 @@ pub fn render_svg(curves: &Curves) -> Result<String> {
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
             chart
                 .configure_series_labels()
+                // A falling loss leaves the upper right free.
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
@@ -180,6 +192,7 @@ pub fn render_svg(curves: &Curves) -> Result<String> {
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_label_formatter(&integer_label)
             .y_desc("accuracy")
             .draw()
             .map_err(draw_err)?;
