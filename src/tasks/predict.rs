@@ -24,6 +24,9 @@ pub fn predict(
     opts: &EvalOptions,
     dev: &Device,
 ) -> Result<Vec<Prediction>> {
+    if !video.exists() {
+        candle_core::bail!("{}: no such video file or frame folder", video.display())
+    }
     let model = folder.load(dev)?;
     let logits = classifier_logits(&model)?;
     let recipe = ClipRecipe::for_model(&folder.preprocessor, opts.crop, opts.test_clips, 25.0)?;
