@@ -24,7 +24,8 @@ pub fn predict(
     opts: &EvalOptions,
     dev: &Device,
 ) -> Result<Vec<Prediction>> {
-    if !video.exists() {
+    // `v.avi` may also name its extracted frame folder `v/` (the rawframes layout).
+    if crate::data::media::resolve_media(Path::new(""), video).is_none() {
         candle_core::bail!("{}: no such video file or frame folder", video.display())
     }
     let model = folder.load(dev)?;
