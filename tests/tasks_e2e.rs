@@ -113,6 +113,13 @@ fn finetune_evaluate_reload_linear_predict() {
     assert_eq!(preds.len(), 3);
     assert!(preds[0].score >= preds[1].score && preds[1].score >= preds[2].score);
     assert!(preds[0].label.starts_with("Move"));
+    let missing = root.join("UCF-101/Move000/no_such_video.avi");
+    let err = avkd::tasks::predict::predict(&last, &missing, 3, &EvalOptions::default(), &dev)
+        .expect_err("a missing video");
+    assert!(
+        err.to_string().contains("no_such_video.avi: no such video"),
+        "{err}"
+    );
 
     // Linear evaluation of the student's frozen features (a trained head), all three folds.
     let linear = LinearJob {
