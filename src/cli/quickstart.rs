@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct QuickstartArgs {
@@ -51,8 +51,8 @@ fn print_report(r: &avkd::quickstart::QuickstartReport) {
     use avkd::quickstart::StudentSource;
     println!("1. dataset: {}", r.dataset);
     match &r.student {
-        StudentSource::Downloaded { spec, dir } if Path::new(spec) == dir => {
-            println!("2. student: {spec} (given)")
+        StudentSource::Given { spec, dir } => {
+            println!("2. student: {spec} (given) -> {}", dir.display())
         }
         StudentSource::Downloaded { spec, dir } => {
             println!("2. student: downloaded {spec} -> {}", dir.display())

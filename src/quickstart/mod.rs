@@ -33,7 +33,7 @@ pub const DEFAULT_STUDENT: &str = "xkd-k400-video-student";
 /// Fine-tuning epochs of the small student pre-trained here (about 15 s on 2 cores).
 pub const SMALL_STUDENT_EPOCHS: usize = 20;
 
-/// Fine-tuning epochs of a downloaded student: a ViT-B step on a 32 x 64 x 64 clip takes ~0.8 s on 2
+/// Fine-tuning epochs of a downloaded or given student: a ViT-B step on a 32 x 64 x 64 clip takes ~0.8 s on 2
 /// CPU cores, so 2 epochs of the 128 training clips (~4 min) keep the quickstart within minutes.
 pub const DOWNLOADED_STUDENT_EPOCHS: usize = 2;
 
@@ -46,7 +46,7 @@ pub struct QuickstartOptions {
     pub offline: bool,
     pub pretrain_steps: usize,
     /// `None`: [`SMALL_STUDENT_EPOCHS`] for the student pre-trained here,
-    /// [`DOWNLOADED_STUDENT_EPOCHS`] for a downloaded one.
+    /// [`DOWNLOADED_STUDENT_EPOCHS`] for any other.
     pub finetune_epochs: Option<usize>,
     pub seed: u64,
     pub workers: usize,
@@ -54,13 +54,27 @@ pub struct QuickstartOptions {
 
 /// Where the student came from.
 pub enum StudentSource {
-    /// From `--student` (a folder, a Hub repo or a zoo name) or the zoo's default student on the
-    /// Hub; `dir` is the local folder (the given one, or the snapshot in the Hub cache).
+    /// `--student` (a folder, a Hub repo or a zoo name), resolved to the local folder `dir`.
+    Given {
+        spec: String,
+        dir: PathBuf,
+    },
+    /// The zoo's default student, downloaded from the Hub into the cache snapshot `dir`.
     Downloaded {
         spec: String,
         dir: PathBuf,
     },
     Pretrained(Box<SmallStudent>),
+}
+
+impl StudentSource {
+    /// The student's model folder.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Self::Given { dir, .. } | Self::Downloaded { dir, .. } => dir,
+            Self::Pretrained(s) => &s.video_student,
+        }
+    }
 }
 
 pub struct QuickstartReport {
@@ -77,7 +91,7 @@ pub struct QuickstartReport {
 fn obtain_student(opts: &QuickstartOptions, dev: &Device) -> Result<StudentSource> {
     if let Some(spec) = &opts.student {
         let dir = crate::models::resolve::resolve_model(spec)?;
-        return Ok(StudentSource::Downloaded {
+        return Ok(StudentSource::Given {
             spec: spec.clone(),
             dir,
         });
@@ -139,28 +153,26 @@ pub fn run(opts: &QuickstartOptions, dev: &Device) -> Result<QuickstartReport> {
     )?;
     tracing::info!("{dataset}");
     let student = obtain_student(opts, dev)?;
-    let student_dir = match &student {
-        StudentSource::Downloaded { dir, .. } => dir.clone(),
-        StudentSource::Pretrained(s) => s.video_student.clone(),
+    // A student from elsewhere (a ViT-B at 112 px) is fine-tuned at the synthetic frames' size and
+    // evaluated once at the end (each evaluation of 32 videos x 9 views costs a ViT-B about a
+    // minute).
+    let pretrained_here = matches!(student, StudentSource::Pretrained(_));
+    let default_epochs = if pretrained_here {
+        SMALL_STUDENT_EPOCHS
+    } else {
+        DOWNLOADED_STUDENT_EPOCHS
     };
-    // A downloaded ViT-B student is fine-tuned at the synthetic frames' size, not its 112 px, and
-    // evaluated once at the end (each evaluation of 32 videos x 9 views costs it about a minute).
-    let (crop, epochs) = match &student {
-        StudentSource::Downloaded { .. } => (
-            Some(64),
-            opts.finetune_epochs.unwrap_or(DOWNLOADED_STUDENT_EPOCHS),
-        ),
-        StudentSource::Pretrained(_) => {
-            (None, opts.finetune_epochs.unwrap_or(SMALL_STUDENT_EPOCHS))
-        }
-    };
+    let epochs = opts.finetune_epochs.unwrap_or(default_epochs);
     let mut config = synthetic_finetune_config(epochs, opts.seed);
-    if let StudentSource::Downloaded { .. } = &student {
+    let crop = if pretrained_here {
+        None
+    } else {
         config.eval_every = epochs;
-    }
+        Some(64)
+    };
     let spec = DatasetSpec::new(DatasetKind::Ucf101, &data_dir, Fold::One(1));
     let job = FinetuneJob {
-        model: student_dir,
+        model: student.dir().to_path_buf(),
         dataset: spec.clone(),
         config,
         out: opts.out.join("finetune"),

@@ -196,7 +196,7 @@ fn run_fold(
         test_clips: job.test_clips,
     };
     let mut last: Option<ClassificationMetrics> = None;
-    let mut evaluate = |m: &FinetuneModel, epoch: usize| -> Result<EvalOutcome> {
+    let mut evaluate = |m: &FinetuneModel, epoch_number: usize| -> Result<EvalOutcome> {
         let logits = |x: &Tensor| m.logits_t(x, None);
         let run = evaluate_views(
             &logits,
@@ -204,7 +204,7 @@ fn run_fold(
             num_classes,
             &eval_opts,
             dev,
-            &format!("eval epoch {}", epoch + 1),
+            &format!("eval epoch {epoch_number}"),
         )?;
         let mt = &run.metrics;
         let json = serde_json::json!({

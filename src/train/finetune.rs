@@ -59,7 +59,8 @@ pub struct EvalOutcome {
     pub json: serde_json::Value,
 }
 
-/// The evaluation callback, called with the model and the 0-based epoch just finished.
+/// The evaluation callback, called with the model and the number (counted from 1) of the epoch
+/// just finished.
 pub type EvalFn<'a> = &'a mut dyn FnMut(&FinetuneModel, usize) -> Result<EvalOutcome>;
 
 /// Where a run writes, and how far it goes.
@@ -285,6 +286,8 @@ pub fn finetune(
     let mut epochs_run = 0;
     while state.epoch < cfg.epochs {
         let epoch = state.epoch;
+        // What users see (metrics.jsonl, logs, trainer_state.json) counts epochs from 1.
+        let epoch_number = epoch + 1;
         let mut batches = data.epoch(epoch, state.batch_in_epoch)?;
         while state.batch_in_epoch < nb {
             let started = Instant::now();
@@ -356,7 +359,7 @@ pub fn finetune(
             let loss = loss_sum / micro as f64;
             state.last_loss = Some(loss);
             let mut record = serde_json::json!({
-                "kind": "train", "epoch": epoch + 1, "step": state.global_step, "loss": loss, "lr": lr,
+                "kind": "train", "epoch": epoch_number, "step": state.global_step, "loss": loss, "lr": lr,
                 "samples_per_s": samples as f64 / started.elapsed().as_secs_f64().max(1e-9),
             });
             if mix.is_none() {
@@ -369,13 +372,16 @@ pub fn finetune(
                 .write(&record)
                 .map_err(|e| io_msg(&metrics_path, e))?;
             tracing::debug!(
-                epoch = epoch + 1,
+                epoch = epoch_number,
                 step = state.global_step,
                 loss,
                 lr,
                 "fine-tune step"
             );
-            progress.set_message(format!("epoch {}/{} loss {loss:.4}", epoch + 1, cfg.epochs));
+            progress.set_message(format!(
+                "epoch {epoch_number}/{} loss {loss:.4}",
+                cfg.epochs
+            ));
             progress.inc(1);
 
             let mid_epoch = state.batch_in_epoch < nb;
@@ -398,9 +404,9 @@ pub fn finetune(
         state.batch_in_epoch = 0;
         epochs_run += 1;
         let mut improved = false;
-        if (epoch + 1).is_multiple_of(cfg.eval_every) || epoch + 1 == cfg.epochs {
-            let outcome = eval(model, epoch)?;
-            let mut record = serde_json::json!({"kind": "eval", "epoch": epoch + 1});
+        if epoch_number.is_multiple_of(cfg.eval_every) || epoch_number == cfg.epochs {
+            let outcome = eval(model, epoch_number)?;
+            let mut record = serde_json::json!({"kind": "eval", "epoch": epoch_number});
             if let serde_json::Value::Object(extra) = &outcome.json {
                 for (k, v) in extra {
                     record[k] = v.clone();
@@ -412,10 +418,10 @@ pub fn finetune(
             metrics
                 .write(&record)
                 .map_err(|e| io_msg(&metrics_path, e))?;
-            tracing::info!(epoch = epoch + 1, result = %outcome.json, "evaluation");
+            tracing::info!(epoch = epoch_number, result = %outcome.json, "evaluation");
             if state.best_top1.is_none_or(|b| outcome.top1 > b) {
                 state.best_top1 = Some(outcome.top1);
-                state.best_epoch = Some(epoch + 1);
+                state.best_epoch = Some(epoch_number);
                 improved = true;
             }
         }
