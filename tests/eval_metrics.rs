@@ -168,18 +168,9 @@ fn protocol() -> Protocol {
 #[test]
 fn report_mean_and_population_std_over_folds_and_json_round_trip() {
     let folds = vec![
-        FoldResult {
-            fold: 1,
-            metrics: metrics_with(0.80, 0.95, 0.70),
-        },
-        FoldResult {
-            fold: 2,
-            metrics: metrics_with(0.90, 0.97, 0.80),
-        },
-        FoldResult {
-            fold: 3,
-            metrics: metrics_with(0.85, 0.99, 0.90),
-        },
+        FoldResult::new(1, metrics_with(0.80, 0.95, 0.70)),
+        FoldResult::new(2, metrics_with(0.90, 0.97, 0.80)),
+        FoldResult::new(3, metrics_with(0.85, 0.99, 0.90)),
     ];
     let r = EvalReport::new("xkd-vit-b", "ucf101", protocol(), folds).unwrap();
     assert!((r.mean.top1 - 0.85).abs() < 1e-12);
@@ -223,14 +214,8 @@ fn report_mean_and_population_std_over_folds_and_json_round_trip() {
 
     assert!(EvalReport::new("m", "d", protocol(), vec![]).is_err());
     let dup = vec![
-        FoldResult {
-            fold: 1,
-            metrics: metrics_with(0.8, 0.9, 0.7),
-        },
-        FoldResult {
-            fold: 1,
-            metrics: metrics_with(0.8, 0.9, 0.7),
-        },
+        FoldResult::new(1, metrics_with(0.8, 0.9, 0.7)),
+        FoldResult::new(1, metrics_with(0.8, 0.9, 0.7)),
     ];
     assert!(EvalReport::new("m", "d", protocol(), dup).is_err());
 }

@@ -226,6 +226,26 @@ fn bad_media_is_named_or_skipped() {
     skipping.skip_bad = true;
     let (report, _) = run_finetune(&skipping, &dev).expect("--skip-bad carries on");
     assert_eq!(report.folds[0].metrics.num_videos, 12);
+    // The report says which training video was left out, and that the evaluation was complete.
+    let fold = &report.folds[0];
+    assert_eq!(
+        (fold.skipped, fold.skipped_videos.train),
+        (1, 1),
+        "{fold:?}"
+    );
+    assert!(!fold.evaluation_incomplete());
+    assert!(
+        fold.skipped_videos.train_videos[0].contains(&stem),
+        "{:?}",
+        fold.skipped_videos
+    );
+    let json = std::fs::read_to_string(dir.join("skip/eval_report.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["folds"][0]["skipped"], 1, "{json}");
+    assert!(
+        report.to_string().contains("1 training videos skipped"),
+        "{report}"
+    );
 
     // A listed test video that is missing on disk is named.
     let test = std::fs::read_to_string(root.join("ucfTrainTestlist/testlist01.txt")).unwrap();
@@ -243,6 +263,19 @@ fn bad_media_is_named_or_skipped() {
         err.to_string().contains(&stem),
         "error does not name the video: {err}"
     );
+    // With --skip-bad the evaluation goes on without it, and the report marks the fold.
+    let opts = EvalOptions {
+        skip_bad: true,
+        ..EvalOptions::default()
+    };
+    let partial = evaluate_folder(&last, &spec, &opts, &dev).expect("--skip-bad evaluates");
+    let fold = &partial.folds[0];
+    assert_eq!((fold.skipped, fold.skipped_videos.test), (1, 1), "{fold:?}");
+    assert!(fold.evaluation_incomplete());
+    assert!(fold.skipped_videos.test_videos[0].contains(&stem));
+    assert_eq!(fold.metrics.num_videos, 11);
+    let table = partial.to_string();
+    assert!(table.contains("\n1*"), "{table}");
 
     // No split lists at all: the error says where it looked.
     let empty = dir.join("empty");

@@ -31,11 +31,50 @@ pub struct Protocol {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// The videos of a fold left out because they could not be read (`--skip-bad`), with why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkippedVideos {
+    /// Test videos the evaluation went without (its accuracies are over the others).
+    pub test: usize,
+    /// Training videos left out of training.
+    pub train: usize,
+    /// `video: error` of the first skipped test videos.
+    pub test_videos: Vec<String>,
+    /// `video: error` of the first skipped training videos.
+    pub train_videos: Vec<String>,
+}
+
 /// The metrics of one split (fold) of a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldResult {
     pub fold: u8,
     pub metrics: ClassificationMetrics,
+    /// Videos skipped in all (test and training), 0 when none was.
+    #[serde(default)]
+    pub skipped: usize,
+    #[serde(default)]
+    pub skipped_videos: SkippedVideos,
+}
+
+impl FoldResult {
+    /// A fold that skipped nothing.
+    pub fn new(fold: u8, metrics: ClassificationMetrics) -> Self {
+        Self::with_skipped(fold, metrics, SkippedVideos::default())
+    }
+
+    pub fn with_skipped(fold: u8, metrics: ClassificationMetrics, skipped: SkippedVideos) -> Self {
+        Self {
+            fold,
+            metrics,
+            skipped: skipped.test + skipped.train,
+            skipped_videos: skipped,
+        }
+    }
+
+    /// Whether its accuracies leave test videos out.
+    pub fn evaluation_incomplete(&self) -> bool {
+        self.skipped_videos.test > 0
+    }
 }
 
 /// Top-1, top-5 and mean-class accuracy (fractions).
@@ -137,6 +176,31 @@ impl EvalReport {
     }
 }
 
+impl EvalReport {
+    /// One line per fold that skipped videos; `*` marks folds evaluated without some test videos.
+    fn write_skipped(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in self.folds.iter().filter(|r| r.skipped > 0) {
+            let s = &r.skipped_videos;
+            let mark = if r.evaluation_incomplete() { "*" } else { " " };
+            write!(
+                f,
+                "\n{mark} fold {}: {} unreadable test and {} training videos skipped",
+                r.fold, s.test, s.train
+            )?;
+            let listed: Vec<&str> = s
+                .test_videos
+                .iter()
+                .chain(&s.train_videos)
+                .map(String::as_str)
+                .collect();
+            if !listed.is_empty() {
+                write!(f, " ({})", listed.join("; "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for EvalReport {
     /// A table with one row per fold and, over several folds, a `mean ± std` row; accuracies in
     /// percent.
@@ -165,16 +229,18 @@ impl fmt::Display for EvalReport {
         )?;
         for r in &self.folds {
             let m = &r.metrics;
+            let mark = if r.evaluation_incomplete() { "*" } else { "" };
             write!(
                 f,
                 "\n{:<6} {:>8} {:>17.2} {:>17.2} {:>17.2}",
-                r.fold,
+                format!("{}{mark}", r.fold),
                 m.num_videos,
                 100.0 * m.top1,
                 100.0 * m.top5,
                 100.0 * m.mean_class
             )?;
         }
+        self.write_skipped(f)?;
         // With one fold the mean is that fold: no summary rows.
         if self.folds.len() < 2 {
             return Ok(());

@@ -5,8 +5,9 @@
 use super::dataset_spec::DatasetSpec;
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
 use crate::data::loader::{BadSample, Loader, LoaderConfig, Skipped};
+use crate::data::splits::Sample;
 use crate::data::transforms::ClipArray;
-use crate::eval::report::{EvalReport, FoldResult, Protocol};
+use crate::eval::report::{EvalReport, FoldResult, Protocol, SkippedVideos};
 use crate::eval::video_level::{ClassificationMetrics, VideoScores};
 use crate::models::folder::ModelFolder;
 use crate::models::model::Model;
@@ -101,6 +102,19 @@ pub fn evaluate_views(
     })
 }
 
+/// `video: error` for each of the first skipped samples of `samples` (the loader keeps the first
+/// [`Skipped::KEPT`] with their errors; the count says how many there were in all).
+pub fn skipped_list(skipped: &Skipped, samples: &[Sample]) -> Vec<String> {
+    skipped
+        .first
+        .iter()
+        .map(|(i, e)| match samples.get(*i) {
+            Some(s) => format!("{}: {e}", s.video.display()),
+            None => format!("#{i}: {e}"),
+        })
+        .collect()
+}
+
 /// Logits [V, C] of one video's views, `chunk` views per forward pass.
 fn score_views(
     logits: &dyn Fn(&Tensor) -> Result<Tensor>,
@@ -161,10 +175,16 @@ pub fn evaluate_folder(
             seconds = run.seconds,
             "evaluated"
         );
-        folds.push(FoldResult {
-            fold: split.fold.unwrap_or(0),
-            metrics: run.metrics,
-        });
+        let skipped = SkippedVideos {
+            test: run.skipped.count,
+            test_videos: skipped_list(&run.skipped, data.samples()),
+            ..Default::default()
+        };
+        folds.push(FoldResult::with_skipped(
+            split.fold.unwrap_or(0),
+            run.metrics,
+            skipped,
+        ));
     }
     EvalReport::new(
         folder.dir.display().to_string(),

@@ -6,26 +6,28 @@
 //! `metrics.jsonl` and `curves.svg`; the report over folds is `<out>/eval_report.json`.
 
 use super::dataset_spec::DatasetSpec;
-use super::evaluate::{evaluate_views, view_protocol, EvalOptions};
+use super::evaluate::{evaluate_views, skipped_list, view_protocol, EvalOptions};
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
-use crate::data::loader::{BadSample, Loader, LoaderConfig};
+use crate::data::loader::{BadSample, Loader, LoaderConfig, Skipped};
 use crate::data::splits::Split;
 use crate::data::transforms::mixup::Mixup;
 use crate::data::transforms::ClipArray;
-use crate::eval::report::{EvalReport, FoldResult};
+use crate::eval::report::{EvalReport, FoldResult, SkippedVideos};
 use crate::eval::video_level::ClassificationMetrics;
 use crate::models::folder::ModelFolder;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::train::finetune::{
-    finetune, Batch, EvalOutcome, FinetuneSummary, RunOptions, TrainBatches,
+    finetune, Batch, EvalOutcome, FinetuneSummary, RunOptions, TrainData,
 };
 use crate::train::finetune_config::FinetuneConfig;
 use crate::train::finetune_model::{FinetuneModel, FinetuneModelOptions};
 use crate::train::plot::plot_metrics;
+use crate::train::train_state::recover_checkpoint;
 use candle_core::{DType, Device, Result, Tensor};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Everything `avkd finetune` needs.
 #[derive(Debug, Clone)]
@@ -57,6 +59,9 @@ pub struct FoldRun {
     pub summary: FinetuneSummary,
     /// The video-level metrics of the final evaluation (the last epoch's model).
     pub last: ClassificationMetrics,
+    /// Videos left out (`--skip-bad`): missing or unreadable, in training and in the final
+    /// evaluation.
+    pub skipped: SkippedVideos,
     pub curves: Option<PathBuf>,
 }
 
@@ -66,7 +71,9 @@ struct LoaderBatches {
     device: Device,
 }
 
-impl TrainBatches for LoaderBatches {
+impl TrainData for LoaderBatches {
+    type Batch = Batch;
+
     fn num_batches(&self) -> usize {
         self.loader.num_batches()
     }
@@ -109,10 +116,7 @@ pub fn run_finetune(job: &FinetuneJob, dev: &Device) -> Result<(EvalReport, Vec<
     }
     let folds = runs
         .iter()
-        .map(|r| FoldResult {
-            fold: r.fold,
-            metrics: r.last.clone(),
-        })
+        .map(|r| FoldResult::with_skipped(r.fold, r.last.clone(), r.skipped.clone()))
         .collect();
     let report = EvalReport::new(
         job.model.display().to_string(),
@@ -122,6 +126,93 @@ pub fn run_finetune(job: &FinetuneJob, dev: &Device) -> Result<(EvalReport, Vec<
     )?;
     report.write_json_atomic(&job.out.join("eval_report.json"))?;
     Ok((report, runs))
+}
+
+/// The training videos that failed to load, by sample index, with why (shared with the loader's
+/// threads).
+type TrainFailures = Arc<Mutex<BTreeMap<usize, String>>>;
+
+/// The training batches of a fold through the parallel loader; failures are recorded.
+fn train_batches(
+    job: &FinetuneJob,
+    train: &Split,
+    recipe: &ClipRecipe,
+    dev: &Device,
+) -> Result<(LoaderBatches, TrainFailures)> {
+    let cfg = &job.config;
+    let data = Arc::new(ClipDataset::new(
+        &job.dataset.video_root(),
+        train.train.clone(),
+        recipe.clone(),
+    ));
+    let failures: TrainFailures = Arc::default();
+    let record = failures.clone();
+    let loader = Loader::new(
+        data.len(),
+        LoaderConfig {
+            batch_size: cfg.batch_size,
+            workers: job.workers,
+            prefetch_batches: 2,
+            shuffle: true,
+            drop_last: cfg.drop_last,
+            seed: cfg.seed,
+            bad_sample: BadSample::skip_if(job.skip_bad),
+        },
+        Arc::new(move |i, rng: &mut SeededRng| {
+            data.train_clip(i, rng).inspect_err(|e| {
+                let mut failed = record.lock().unwrap_or_else(|p| p.into_inner());
+                failed.insert(i, e.to_string());
+            })
+        }),
+    );
+    if loader.num_batches() == 0 {
+        candle_core::bail!(
+            "{}: {} training videos make no batch of {}{}",
+            train.name,
+            loader.len(),
+            cfg.batch_size,
+            if cfg.drop_last {
+                " with drop_last = true (set --set drop_last=false or a smaller batch_size)"
+            } else {
+                ""
+            }
+        )
+    }
+    let batches = LoaderBatches {
+        loader,
+        device: dev.clone(),
+    };
+    Ok((batches, failures))
+}
+
+/// The fold's split without the videos missing on disk (refused unless `--skip-bad`), and what was
+/// left out, as test and training counts.
+fn present_videos(job: &FinetuneJob, split: &Split) -> Result<(Split, SkippedVideos)> {
+    let video_root = job.dataset.video_root();
+    let (present, missing) = split.without_missing(&video_root);
+    let mut skipped = SkippedVideos::default();
+    if missing.is_empty() {
+        return Ok((present, skipped));
+    }
+    if !job.skip_bad {
+        split.require_videos(&video_root)?;
+    }
+    tracing::warn!(
+        count = missing.len(),
+        first = %missing[0].display(),
+        "listed videos missing on disk are left out (--skip-bad)"
+    );
+    for video in &missing {
+        let line = format!("{}: missing", video.display());
+        if split.test.iter().any(|s| &s.video == video) {
+            skipped.test += 1;
+            skipped.test_videos.push(line);
+        } else {
+            skipped.train += 1;
+            skipped.train_videos.push(line);
+        }
+    }
+    Ok((present, skipped))
 }
 
 fn run_fold(
@@ -138,18 +229,7 @@ fn run_fold(
         Some(n) => format!("fold{n}"),
         None => "list".to_string(),
     });
-    let video_root = job.dataset.video_root();
-    let (train_split, missing) = split.without_missing(&video_root);
-    if !missing.is_empty() {
-        if !job.skip_bad {
-            split.require_videos(&video_root)?;
-        }
-        tracing::warn!(
-            count = missing.len(),
-            first = %missing[0].display(),
-            "listed videos missing on disk are left out (--skip-bad)"
-        );
-    }
+    let (train_split, mut skipped) = present_videos(job, split)?;
     let num_classes = split.num_classes();
     let store = ParamStore::new(cfg.seed, DType::F32, dev);
     let model = FinetuneModel::from_model_folder(
@@ -164,30 +244,12 @@ fn run_fold(
         params = store.num_params(),
         "fine-tuning"
     );
-
-    let bad_sample = BadSample::skip_if(job.skip_bad);
-    let train_data = Arc::new(ClipDataset::new(
-        &video_root,
-        train_split.train.clone(),
+    let (mut batches, train_failures) = train_batches(job, &train_split, recipe, dev)?;
+    let test_data = ClipDataset::new(
+        &job.dataset.video_root(),
+        train_split.test.clone(),
         recipe.clone(),
-    ));
-    let mut batches = LoaderBatches {
-        loader: Loader::new(
-            train_data.len(),
-            LoaderConfig {
-                batch_size: cfg.batch_size,
-                workers: job.workers,
-                prefetch_batches: 2,
-                shuffle: true,
-                drop_last: false,
-                seed: cfg.seed,
-                bad_sample,
-            },
-            Arc::new(move |i, rng: &mut SeededRng| train_data.train_clip(i, rng)),
-        ),
-        device: dev.clone(),
-    };
-    let test_data = ClipDataset::new(&video_root, train_split.test.clone(), recipe.clone());
+    );
     let eval_opts = EvalOptions {
         views_per_batch: job.eval_views_per_batch,
         workers: job.workers,
@@ -195,24 +257,18 @@ fn run_fold(
         crop,
         test_clips: job.test_clips,
     };
-    let mut last: Option<ClassificationMetrics> = None;
+    let mut last = None;
     let mut evaluate = |m: &FinetuneModel, epoch_number: usize| -> Result<EvalOutcome> {
         let logits = |x: &Tensor| m.logits_t(x, None);
-        let run = evaluate_views(
-            &logits,
-            &test_data,
-            num_classes,
-            &eval_opts,
-            dev,
-            &format!("eval epoch {epoch_number}"),
-        )?;
+        let label = format!("eval epoch {epoch_number}");
+        let run = evaluate_views(&logits, &test_data, num_classes, &eval_opts, dev, &label)?;
         let mt = &run.metrics;
         let json = serde_json::json!({
             "top1": mt.top1, "top5": mt.top5, "mean_class": mt.mean_class,
             "videos": mt.num_videos, "skipped": run.skipped.count, "eval_seconds": run.seconds,
         });
         let top1 = mt.top1;
-        last = Some(run.metrics);
+        last = Some(run);
         Ok(EvalOutcome { top1, json })
     };
     let mixup = cfg.mixup.as_ref().map(|m| Mixup {
@@ -227,6 +283,8 @@ fn run_fold(
         .as_ref()
         .map(|m| move |x: &Tensor, labels: &[usize], rng: &mut SeededRng| m.apply(x, labels, rng));
     let last_dir = out_dir.join("last");
+    // A run killed while replacing `last/` may have left only its aside copy.
+    recover_checkpoint(&last_dir)?;
     let resume_from =
         (job.resume && last_dir.join("trainer_state.json").is_file()).then_some(last_dir);
     if job.resume && resume_from.is_none() {
@@ -258,18 +316,31 @@ fn run_fold(
         }
     };
     let last = match last {
-        Some(m) => m,
+        Some(run) => run,
         // A resumed run that had nothing left to train still reports its model.
         None => {
             let logits = |x: &Tensor| model.logits_t(x, None);
-            evaluate_views(&logits, &test_data, num_classes, &eval_opts, dev, "eval")?.metrics
+            evaluate_views(&logits, &test_data, num_classes, &eval_opts, dev, "eval")?
         }
     };
+    skipped.test += last.skipped.count;
+    skipped
+        .test_videos
+        .extend(skipped_list(&last.skipped, test_data.samples()));
+    let failed = train_failures.lock().unwrap_or_else(|p| p.into_inner());
+    skipped.train += failed.len();
+    skipped.train_videos.extend(
+        failed
+            .iter()
+            .take(Skipped::KEPT)
+            .map(|(&i, e)| format!("{}: {e}", train_split.train[i].video.display())),
+    );
     Ok(FoldRun {
         fold,
         out_dir,
         summary,
-        last,
+        last: last.metrics,
+        skipped: skipped.clone(),
         curves,
     })
 }

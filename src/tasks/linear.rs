@@ -202,10 +202,7 @@ pub fn run_linear(folder: &ModelFolder, job: &LinearJob, dev: &Device) -> Result
             }
         };
         tracing::info!(split = %split.name, top1 = metrics.top1, "linear evaluation");
-        folds.push(FoldResult {
-            fold: split.fold.unwrap_or(0),
-            metrics,
-        });
+        folds.push(FoldResult::new(split.fold.unwrap_or(0), metrics));
     }
     let (classifier, aggregation, selection) = match &job.classifier {
         LinearClassifier::Head(_) => ("linear", "mean_softmax", None),

@@ -69,3 +69,30 @@ pub fn clip_per_param(vars: &[Var], grads: &mut GradStore, clip: f64) -> Result<
     }
     Ok(norms)
 }
+
+/// The clipping a training run applies after the gradients are reduced and before the optimizer
+/// steps.
+#[derive(Clone, Default)]
+pub enum Clipping {
+    #[default]
+    None,
+    /// `clip_grad_norm_` over `vars` together (fine-tuning's `clip_grad`).
+    GlobalNorm { max_norm: f64, vars: Vec<Var> },
+    /// Each gradient of `vars` on its own (DINO/XKD's `clip_gradients`, students only).
+    PerParam { max_norm: f64, vars: Vec<Var> },
+}
+
+impl Clipping {
+    /// Clips `grads` in place; returns the L2 norm of the clipped set's gradients before clipping
+    /// (`None` without clipping).
+    pub fn apply(&self, grads: &mut GradStore) -> Result<Option<f64>> {
+        match self {
+            Self::None => Ok(None),
+            Self::GlobalNorm { max_norm, vars } => clip_grad_norm(vars, grads, *max_norm).map(Some),
+            Self::PerParam { max_norm, vars } => {
+                let norms = clip_per_param(vars, grads, *max_norm)?;
+                Ok(Some(norms.iter().map(|n| n * n).sum::<f64>().sqrt()))
+            }
+        }
+    }
+}

@@ -93,12 +93,17 @@ pub struct FinetuneConfig {
     pub augment: AugmentConfig,
     /// Also write `last/` every this many optimizer steps (mid-epoch checkpoints).
     pub save_every_steps: Option<usize>,
+    /// Leave out an epoch's last training batch when it is short (XKD's configs: true; CCL: false).
+    pub drop_last: bool,
+    /// Read the logged values back from the device every this many steps (each step still gets
+    /// its own `metrics.jsonl` record); larger values keep a GPU from waiting on the host.
+    pub log_every: usize,
     pub seed: u64,
 }
 
 /// Keys a resumed run may change: they do not change the numbers of the steps already defined
 /// (`epochs` only extends or shortens the run; with a cosine schedule it also re-times the decay).
-pub const RESUME_FREE_KEYS: [&str; 3] = ["epochs", "eval_every", "save_every_steps"];
+pub const RESUME_FREE_KEYS: [&str; 4] = ["epochs", "eval_every", "save_every_steps", "log_every"];
 
 fn xkd_common(
     base_lr: f64,
@@ -134,6 +139,8 @@ fn xkd_common(
         eval_every: 10,
         augment: AugmentConfig::xkd(),
         save_every_steps: None,
+        drop_last: true,
+        log_every: 1,
         seed: 0,
     }
 }
@@ -177,6 +184,8 @@ impl FinetuneConfig {
             eval_every: 1,
             augment: AugmentConfig::ccl(),
             save_every_steps: None,
+            drop_last: false,
+            log_every: 1,
             seed: 1,
         }
     }
@@ -254,6 +263,9 @@ impl FinetuneConfig {
         }
         if self.eval_every == 0 {
             bad("eval_every", "must be at least 1")?
+        }
+        if self.log_every == 0 {
+            bad("log_every", "must be at least 1")?
         }
         if self.save_every_steps == Some(0) {
             bad("save_every_steps", "must be at least 1 (or left out)")?

@@ -34,3 +34,27 @@ impl MetricsWriter {
         self.out.flush()
     }
 }
+
+/// Drops the records a resumed run will write again: train steps after `step`, evaluations after
+/// `epochs_done` completed epochs, and a last line cut short by a killed process.
+pub fn truncate_metrics(path: &Path, step: u64, epochs_done: usize) -> candle_core::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let mut kept = String::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let drop = match v["kind"].as_str() {
+            Some("train") => v["step"].as_u64().is_some_and(|s| s > step),
+            Some("eval") => v["epoch"].as_u64().is_some_and(|e| e > epochs_done as u64),
+            _ => false,
+        };
+        if !drop {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    crate::checkpoint::export::write_atomic(path, kept.as_bytes())
+}

@@ -1,17 +1,25 @@
-//! Optimisers, schedules, EMA teachers and gradient clipping.
+//! The training engine and what it is made of: the [`job::Job`] trait every training job
+//! implements, the loop ([`engine`]), optimizers in named slots with their schedules, clipping, the
+//! collective, checkpoints with exact resume ([`train_state`]), the one place that reads values
+//! back from the device ([`readback`]), metrics and curves.
 
 pub mod augment_config;
 pub mod clip;
+pub mod collective;
 pub mod ema;
+pub mod engine;
 pub mod finetune;
 pub mod finetune_config;
 pub mod finetune_model;
 pub mod finetune_optim;
+pub mod job;
 pub mod metrics;
 pub mod optim;
+pub mod optimizer;
 pub mod param_groups;
 pub mod plot;
 pub mod pretrain;
+pub mod readback;
 pub mod schedule;
 pub mod sgd;
 pub mod train_state;

@@ -154,6 +154,28 @@ impl MultiStepLr {
     }
 }
 
+/// A scheduled value as the engine asks for it: a function of the optimizer step and the epoch, so
+/// a resumed run needs nothing but its position (DINO's per-iteration arrays, indexed lazily).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    Constant(f64),
+    /// Per optimizer step (XKD's warmup + cosine of lr, weight decay and EMA momentum).
+    PerStep(WarmupCosine),
+    /// Per epoch (CCL's MultiStepLR).
+    PerEpoch(MultiStepLr),
+}
+
+impl Schedule {
+    /// The value during optimizer step `global_step` (0-based), which falls in `epoch` (0-based).
+    pub fn value(&self, global_step: u64, epoch: usize) -> f64 {
+        match self {
+            Self::Constant(v) => *v,
+            Self::PerStep(s) => s.value(global_step as usize),
+            Self::PerEpoch(s) => s.value(epoch),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

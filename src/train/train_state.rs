@@ -1,16 +1,16 @@
-//! Fine-tuning checkpoints: a normal avkd model folder (`config.json`, `model.safetensors`,
-//! `preprocessor_config.json`, `README.md`) plus `optimizer.safetensors` (the optimiser's moments)
-//! and `trainer_state.json` (position, best metric, config, seeds), so a checkpoint both loads with
-//! `ModelFolder::open(..).load(..)` and resumes a run exactly.
+//! Training checkpoints: an ordinary avkd model folder (written by the job: `config.json`,
+//! `model.safetensors`, `preprocessor_config.json`, `README.md`) plus `optimizer.safetensors` (every
+//! optimizer's moments, keys `<slot>.<name>`) and `trainer_state.json` (position, best metric, the
+//! job's settings, seed), so a checkpoint both loads with `ModelFolder::open(..).load(..)` and
+//! resumes a run exactly.
 //!
-//! A checkpoint folder is written whole into a temporary sibling and then renamed into place, so a
-//! crash leaves either the previous checkpoint or the new one, never a mix.
+//! A checkpoint is written whole into a temporary sibling (`.last.tmp.<pid>`), synced, and then
+//! swapped in: the previous folder is renamed aside (`.last.old.<pid>`), the new one renamed into
+//! place, the old one deleted. A process killed at any moment leaves either the previous
+//! checkpoint or the new one: between the two renames only the aside copy exists, and
+//! [`recover_checkpoint`] (called before every read) renames it back.
 
-use super::finetune_config::FinetuneConfig;
-use super::finetune_model::FinetuneModel;
-use crate::checkpoint::export::{write_atomic, write_folder_descriptions, write_safetensors};
-use crate::checkpoint::model_card::CardSource;
-use crate::nn::param_store::ParamStore;
+use crate::checkpoint::export::{write_atomic, write_safetensors};
 use crate::nn::rng::RngState;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -21,10 +21,23 @@ pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const MODEL_FILE: &str = "model.safetensors";
 
-/// Where a run stands: enough, with the weights and the optimiser state, to continue exactly.
+/// One optimizer's place in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerPosition {
+    /// The slot's name (`model`, `student`, `head_image`, ...).
+    pub name: String,
+    /// `adamw` or `sgd`.
+    pub kind: String,
+    /// `step` calls made.
+    pub steps: u64,
+}
+
+/// Where a run stands: enough, with the weights and the optimizer state, to continue exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
     pub avkd_version: String,
+    /// The job's name (`fine-tuning`, ...): a checkpoint resumes only the job that wrote it.
+    pub job: String,
     /// The epoch to continue in (0-based) and the first batch of it still to run; the position is
     /// always on an optimizer-step boundary.
     pub epoch: usize,
@@ -38,90 +51,118 @@ pub struct TrainerState {
     pub best_epoch: Option<usize>,
     /// Mean loss of the last optimizer step.
     pub last_loss: Option<f64>,
-    pub config: FinetuneConfig,
+    /// The job's settings ([`super::job::Job::config_json`]).
+    pub config: serde_json::Value,
     pub seed: u64,
     /// The generator every step derives its own from (`SeededRng::from_state(train_rng)
     /// .derive(global_step)`); it is never advanced, so its state is fixed by the seed.
     pub train_rng: RngState,
-    /// `adamw` or `sgd`, and the number of `step` calls it made.
-    pub optimizer: String,
-    pub optimizer_steps: u64,
+    pub optimizers: Vec<OptimizerPosition>,
 }
 
-/// A checkpoint read back from disk.
+/// A checkpoint's trainer state and optimizer tensors (the job reads its own weights).
 pub struct LoadedCheckpoint {
     pub dir: PathBuf,
     pub state: TrainerState,
-    pub model: HashMap<String, Tensor>,
     pub optimizer: HashMap<String, Tensor>,
-}
-
-/// What goes into a checkpoint folder.
-pub struct CheckpointContents<'a> {
-    pub model: &'a FinetuneModel,
-    pub store: &'a ParamStore,
-    pub state: &'a TrainerState,
-    pub optimizer: HashMap<String, Tensor>,
-    pub id2label: Option<BTreeMap<usize, String>>,
-    pub image_size: Option<usize>,
 }
 
 fn msg(path: &Path, what: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(format!("{}: {what}", path.display()))
 }
 
-fn sibling(dir: &Path, tag: &str) -> PathBuf {
-    let name = dir
-        .file_name()
+fn folder_name(dir: &Path) -> String {
+    dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    dir.with_file_name(format!(".{name}.{tag}.{}", std::process::id()))
+        .unwrap_or_else(|| "checkpoint".into())
 }
 
-/// Writes a checkpoint folder at `dir`, replacing any previous one atomically (write to a temporary
-/// sibling, move the old folder aside, rename the new one into place, delete the old one).
-pub fn write_checkpoint(dir: &Path, c: &CheckpointContents) -> Result<()> {
-    let tmp = sibling(dir, "tmp");
-    if tmp.exists() {
+fn sibling(dir: &Path, tag: &str) -> PathBuf {
+    dir.with_file_name(format!(
+        ".{}.{tag}.{}",
+        folder_name(dir),
+        std::process::id()
+    ))
+}
+
+/// Siblings `.NAME.TAG.*` of `dir` that earlier processes left behind.
+fn leftovers(dir: &Path, tag: &str) -> Vec<PathBuf> {
+    let prefix = format!(".{}.{tag}.", folder_name(dir));
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(entries) = std::fs::read_dir(&parent) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// Makes `dir` whole again after a process was killed while writing it: a folder left aside
+/// (`.NAME.old.*`) is renamed back when `dir` is missing, and deleted when `dir` exists;
+/// unfinished temporary folders (`.NAME.tmp.*`) are deleted.
+pub fn recover_checkpoint(dir: &Path) -> Result<()> {
+    for old in leftovers(dir, "old") {
+        if dir.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| msg(&old, e))?;
+        } else {
+            std::fs::rename(&old, dir).map_err(|e| msg(&old, format!("restoring: {e}")))?;
+            tracing::warn!(
+                "{}: restored from {} (a previous run was killed while replacing it)",
+                dir.display(),
+                old.display()
+            );
+        }
+    }
+    for tmp in leftovers(dir, "tmp") {
         std::fs::remove_dir_all(&tmp).map_err(|e| msg(&tmp, e))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(|e| msg(&tmp, e))?;
+    Ok(())
+}
 
-    let tensors = c.store.tensors()?;
-    let config = c.model.config(c.id2label.clone());
-    let mut meta = BTreeMap::new();
-    meta.insert(
-        "model_type".to_string(),
-        config.model.model_type().to_string(),
-    );
-    meta.insert("source_file".to_string(), "avkd fine-tuning".to_string());
-    meta.insert("epoch".to_string(), c.state.epoch.to_string());
-    meta.insert("global_step".to_string(), c.state.global_step.to_string());
-    write_safetensors(&tmp.join(MODEL_FILE), &tensors, &meta)?;
-    let source = CardSource {
-        file: format!(
-            "avkd fine-tuning, epoch {} step {}",
-            c.state.epoch, c.state.global_step
-        ),
-        sha256: String::new(),
-        parameters: tensors.values().map(|t| t.elem_count()).sum(),
-        tensors: tensors.len(),
-        initialised: Vec::new(),
-    };
-    write_folder_descriptions(&tmp, &config, &c.model.preprocessor(c.image_size), &source)?;
-    let opt_meta = BTreeMap::from([("optimizer".to_string(), c.state.optimizer.clone())]);
-    write_safetensors(&tmp.join(OPTIMIZER_FILE), &c.optimizer, &opt_meta)?;
-    let state = serde_json::to_string_pretty(c.state).map_err(|e| msg(&tmp, e))?;
-    write_atomic(&tmp.join(TRAINER_STATE_FILE), state.as_bytes())?;
+/// Flushes a folder's entries (the renames into and out of it) to disk.
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| msg(dir, format!("syncing: {e}")))?;
+    Ok(())
+}
+
+/// Writes a checkpoint folder at `dir`, replacing any previous one atomically (see the module
+/// documentation): `write_model` fills the temporary folder with the model folder's files, then
+/// the optimizer state and `trainer_state.json` (last) are added.
+pub fn write_checkpoint(
+    dir: &Path,
+    state: &TrainerState,
+    optimizer: &HashMap<String, Tensor>,
+    write_model: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    recover_checkpoint(dir)?;
+    let tmp = sibling(dir, "tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| msg(&tmp, e))?;
+    write_model(&tmp)?;
+    let kinds: Vec<String> = state.optimizers.iter().map(|o| o.kind.clone()).collect();
+    let opt_meta = BTreeMap::from([("optimizers".to_string(), kinds.join(","))]);
+    write_safetensors(&tmp.join(OPTIMIZER_FILE), optimizer, &opt_meta)?;
+    let text = serde_json::to_string_pretty(state).map_err(|e| msg(&tmp, e))?;
+    write_atomic(&tmp.join(TRAINER_STATE_FILE), text.as_bytes())?;
+    sync_dir(&tmp)?;
 
     let old = sibling(dir, "old");
     if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| msg(&old, e))?;
-        }
         std::fs::rename(dir, &old).map_err(|e| msg(dir, format!("moving aside: {e}")))?;
     }
     std::fs::rename(&tmp, dir).map_err(|e| msg(dir, format!("renaming into place: {e}")))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| msg(&old, e))?;
     }
@@ -135,9 +176,10 @@ fn load_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
     candle_core::safetensors::load(path, device).map_err(|e| msg(path, e))
 }
 
-/// Reads a checkpoint folder written by [`write_checkpoint`]; every problem is an error naming the
-/// file (a missing folder, a missing or corrupt `trainer_state.json` or safetensors file).
+/// Reads the trainer state and optimizer tensors of a checkpoint folder written by
+/// [`write_checkpoint`] (recovering it first); every problem is an error naming the file.
 pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<LoadedCheckpoint> {
+    recover_checkpoint(dir)?;
     if !dir.is_dir() {
         return Err(msg(
             dir,
@@ -147,11 +189,34 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<LoadedCheckpoint> 
     let state_path = dir.join(TRAINER_STATE_FILE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| msg(&state_path, e))?;
     let state: TrainerState = serde_json::from_str(&text)
-        .map_err(|e| msg(&state_path, format!("not a fine-tuning trainer state: {e}")))?;
+        .map_err(|e| msg(&state_path, format!("not an avkd trainer state: {e}")))?;
     Ok(LoadedCheckpoint {
         dir: dir.to_path_buf(),
-        model: load_safetensors(&dir.join(MODEL_FILE), device)?,
         optimizer: load_safetensors(&dir.join(OPTIMIZER_FILE), device)?,
         state,
     })
+}
+
+/// The model tensors of a checkpoint folder.
+pub fn read_model_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    load_safetensors(&dir.join(MODEL_FILE), device)
+}
+
+/// `tensors` with every key prefixed `<slot>.`.
+pub fn prefixed(slot: &str, tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    tensors
+        .into_iter()
+        .map(|(k, t)| (format!("{slot}.{k}"), t))
+        .collect()
+}
+
+/// The tensors of `all` under `<slot>.`, with the prefix removed.
+pub fn unprefixed(slot: &str, all: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    let prefix = format!("{slot}.");
+    all.iter()
+        .filter_map(|(k, t)| {
+            k.strip_prefix(&prefix)
+                .map(|rest| (rest.to_string(), t.clone()))
+        })
+        .collect()
 }

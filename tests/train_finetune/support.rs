@@ -1,4 +1,4 @@
-//! Helpers of tests/train_finetune.rs: in-memory synthetic clips as `TrainBatches`, a test-only
+//! Helpers of tests/train_finetune.rs: in-memory synthetic clips as `TrainData`, a test-only
 //! mix function, tiny starting models and the run-and-compare harness of the resume tests.
 #![allow(dead_code)]
 
@@ -11,7 +11,7 @@ use avkd::nn::rng::SeededRng;
 use avkd::objectives::smoothing::one_hot_smoothed;
 use avkd::quickstart::small_xkd_config;
 use avkd::train::finetune::{
-    finetune, Batch, EvalOutcome, FinetuneSummary, MixFn, RunOptions, TrainBatches,
+    finetune, Batch, EvalOutcome, FinetuneSummary, MixFn, RunOptions, TrainData,
 };
 use avkd::train::finetune_config::{FinetuneConfig, ScheduleConfig};
 use avkd::train::finetune_model::{FinetuneModel, FinetuneModelOptions};
@@ -59,7 +59,9 @@ impl SynthClips {
     }
 }
 
-impl TrainBatches for SynthClips {
+impl TrainData for SynthClips {
+    type Batch = Batch;
+
     fn num_batches(&self) -> usize {
         self.clips.len().div_ceil(self.batch)
     }

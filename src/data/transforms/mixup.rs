@@ -153,8 +153,12 @@ impl Mixup {
         })
     }
 
-    /// Mixes `x` (`[B, 3, T, H, W]` or `[B, C, H, W]`, B even) and returns it with the soft targets
+    /// Mixes `x` (`[B, 3, T, H, W]` or `[B, C, H, W]`) and returns it with the soft targets
     /// `[B, num_classes]` (f32, on x's device).
+    ///
+    /// timm refuses an odd batch; here sample `i` is paired with sample `B-1-i` as timm pairs
+    /// them, so in an odd batch (the last batch of an epoch without `drop_last`) the middle sample
+    /// is paired with itself: it stays unmixed and its target is its own smoothed one-hot.
     pub fn apply(
         &self,
         x: &Tensor,
@@ -168,10 +172,8 @@ impl Mixup {
             )));
         }
         let b = dims[0];
-        if b == 0 || !b.is_multiple_of(2) {
-            return Err(msg(format!(
-                "mixup: the batch size must be even and > 0, found {b}"
-            )));
+        if b == 0 {
+            return Err(msg("mixup: the batch is empty".into()));
         }
         if labels.len() != b {
             return Err(msg(format!(
