@@ -462,10 +462,33 @@ fn bad_input_is_an_error() {
         &[2, 3, 2, 4, 4]
     );
     let mix = Mixup::xkd_ucf101(5);
-    let x = Tensor::zeros((3, 3, 2, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
-    assert!(mix.apply(&x, &[0, 1, 2], &mut rng).is_err());
+    let x = Tensor::zeros((0, 3, 2, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(mix.apply(&x, &[], &mut rng).is_err());
     let x = Tensor::zeros((2, 3, 2, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert!(mix.apply(&x, &[0, 7], &mut rng).is_err());
+}
+
+/// An odd batch (the last of an epoch without `drop_last`) is mixed as timm pairs samples (i with
+/// B-1-i): the middle sample is paired with itself, so it stays unmixed with its own smoothed
+/// target, and the others are mixed as in an even batch.
+#[test]
+fn odd_batches_mix_with_the_middle_sample_unmixed() {
+    let mix = Mixup::xkd_ucf101(5);
+    for seed in 0..8 {
+        let mut rng = SeededRng::new(seed);
+        let x = batch(5, 2, 8, 8);
+        let (mixed, target) = mix.apply(&x, &[0, 1, 2, 3, 4], &mut rng).unwrap();
+        let middle = mixed.get(2).unwrap().flatten_all().unwrap();
+        let middle: Vec<f32> = middle.to_vec1().unwrap();
+        assert!(middle.iter().all(|v| (v - 2.0).abs() < 1e-5), "seed {seed}");
+        let row: Vec<f32> = target.get(2).unwrap().to_vec1().unwrap();
+        for (k, v) in row.iter().enumerate() {
+            let want = if k == 2 { 0.92 } else { 0.02 };
+            assert!((v - want).abs() < 1e-6, "seed {seed}: class {k}: {v}");
+        }
+        let sums: Vec<f32> = target.sum(1).unwrap().to_vec1().unwrap();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
+    }
 }
 
 fn batch(b: usize, t: usize, h: usize, w: usize) -> Tensor {

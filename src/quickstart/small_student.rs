@@ -17,9 +17,7 @@ use crate::nn::norm::l2_normalize;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::nn::vit::TransformerConfig;
-use crate::progress::progress_bar;
-use crate::train::metrics::MetricsWriter;
-use crate::train::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary};
+use crate::train::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary, SyntheticAvBatches};
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -167,24 +165,27 @@ pub fn pretrain_small_student(
         clip_grad: 0.3,
         seed,
     };
+    let mut batches = SyntheticAvBatches {
+        batch_size: pcfg.batch_size,
+        batches: steps,
+        tubelet: cfg.video.tubelet_size,
+        patch: cfg.video.patch_size[0],
+        spec_patch: cfg.audio.patch_size[1],
+        seed,
+        device: dev.clone(),
+        data: data.clone(),
+    };
+    // A fresh run each time: the quickstart does not resume its pre-training.
+    for stale in ["metrics.jsonl", "last"] {
+        let path = out_dir.join(stale);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).ok();
+        } else {
+            std::fs::remove_file(&path).ok();
+        }
+    }
+    let summary = pretrain_xkd(&mut net, &mut batches, &pcfg, out_dir, true)?;
     let metrics_path = out_dir.join("metrics.jsonl");
-    let _ = std::fs::remove_file(&metrics_path);
-    let mut metrics = MetricsWriter::append(&metrics_path)
-        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", metrics_path.display())))?;
-    let bar = progress_bar(steps as u64, "pretraining");
-    let (tubelet, patch, spec_patch) = (
-        cfg.video.tubelet_size,
-        cfg.video.patch_size[0],
-        cfg.audio.patch_size[1],
-    );
-    let summary = pretrain_xkd(
-        &mut net,
-        |rng| data.batch(pcfg.batch_size, tubelet, patch, spec_patch, rng, dev),
-        &pcfg,
-        &mut metrics,
-        &bar,
-    )?;
-    bar.finish();
     let probe_after = probe_accuracy(net.video_student(), &train, &test, data.num_classes)?;
 
     // Export the students as avkd folders, then reload the video student from disk.

@@ -39,6 +39,15 @@ pub enum XkdVariant {
 }
 
 impl XkdVariant {
+    /// The `model_type` of a saved net of this variant.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Xkd => "xkd",
+            Self::Mas => "xkd-mas",
+            Self::Mats => "xkd-mats",
+        }
+    }
+
     pub fn shares_student_blocks(self) -> bool {
         matches!(self, Self::Mas | Self::Mats)
     }
