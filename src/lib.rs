@@ -8,14 +8,13 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
-pub mod device;
 pub mod eval;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod models;
 pub mod nn;
 pub mod objectives;
-pub mod progress;
 pub mod quickstart;
 pub mod tasks;
 pub mod train;
+pub mod util;

@@ -285,15 +285,7 @@ fn emit(text: &str) -> Result<()> {
 
 fn main() -> Result<()> {
     keep_freed_memory();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // hf-hub logs every exhausted retry at error level, even when avkd then answers from
-            // the cache; symphonia logs every file it opens at info level.
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hf_hub=off,symphonia=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    avkd::util::logging::init_logging();
     match Cli::parse().command {
         Command::Quickstart(args) => cli::quickstart::run(args)?,
         Command::Finetune(args) => cli::tasks::finetune(args)?,
@@ -397,7 +389,7 @@ fn main() -> Result<()> {
             output,
             device,
         } => {
-            let dev = avkd::device::parse_device(&device)?;
+            let dev = avkd::util::device::parse_device(&device)?;
             let dir = avkd::models::resolve::resolve_model(&model)?;
             let folder = avkd::models::folder::ModelFolder::open(&dir)?;
             let loaded = folder.load(&dev)?;

@@ -32,7 +32,7 @@ pub struct QuickstartArgs {
 }
 
 pub fn run(args: QuickstartArgs) -> Result<()> {
-    let dev = avkd::device::parse_device(&args.device)?;
+    let dev = avkd::util::device::parse_device(&args.device)?;
     let opts = avkd::quickstart::QuickstartOptions {
         out: args.out,
         student: args.student,

@@ -268,7 +268,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         print!("{}", config.to_toml_string()?);
         return Ok(());
     }
-    let dev = avkd::device::parse_device(&args.run.device)?;
+    let dev = avkd::util::device::parse_device(&args.run.device)?;
     let job = FinetuneJob {
         model: dir,
         dataset: args.data.spec(),
@@ -303,7 +303,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
-    let dev = avkd::device::parse_device(&args.run.device)?;
+    let dev = avkd::util::device::parse_device(&args.run.device)?;
     let opts = EvalOptions {
         views_per_batch: args.eval_batch,
         workers: args.run.workers,
@@ -317,7 +317,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 pub fn linear(args: LinearArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
-    let dev = avkd::device::parse_device(&args.run.device)?;
+    let dev = avkd::util::device::parse_device(&args.run.device)?;
     let classifier = if args.svm {
         LinearClassifier::Svm {
             cs: args.svm_c.clone(),
@@ -356,7 +356,7 @@ pub fn linear(args: LinearArgs) -> Result<()> {
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
-    let dev = avkd::device::parse_device(&args.device)?;
+    let dev = avkd::util::device::parse_device(&args.device)?;
     let preds = avkd::tasks::predict::predict(
         &folder,
         &args.video,

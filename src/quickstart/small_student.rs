@@ -17,7 +17,7 @@ use crate::nn::norm::l2_normalize;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::nn::vit::TransformerConfig;
-use crate::progress::progress_bar;
+use crate::util::progress::progress_bar;
 use crate::train::metrics::MetricsWriter;
 use crate::train::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary};
 use candle_core::{DType, Device, Result, Tensor, D};

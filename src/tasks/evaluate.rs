@@ -10,7 +10,7 @@ use crate::eval::report::{EvalReport, FoldResult, Protocol};
 use crate::eval::video_level::{ClassificationMetrics, VideoScores};
 use crate::models::folder::ModelFolder;
 use crate::models::model::Model;
-use crate::progress::progress_bar;
+use crate::util::progress::progress_bar;
 use candle_core::{Device, Result, Tensor};
 use std::sync::Arc;
 use std::time::Instant;

@@ -16,7 +16,7 @@ use crate::eval::linear_svm::{svm_sweep, CSelection, LinearSvcConfig, SvmData};
 use crate::eval::report::{EvalReport, FoldResult, Protocol};
 use crate::models::folder::ModelFolder;
 use crate::nn::rng::SeededRng;
-use crate::progress::progress_bar;
+use crate::util::progress::progress_bar;
 use candle_core::{Device, Result, Tensor};
 use std::sync::Arc;
 

@@ -147,7 +147,7 @@ fn truncate_metrics(path: &Path, step: u64, epochs_done: usize) -> Result<()> {
             kept.push('\n');
         }
     }
-    crate::checkpoint::export::write_atomic(path, kept.as_bytes())
+    crate::util::atomic::write_atomic(path, kept.as_bytes())
 }
 
 fn io_msg(path: &Path, e: impl std::fmt::Display) -> candle_core::Error {
@@ -254,7 +254,7 @@ pub fn finetune(
     }
     let mut metrics = MetricsWriter::append(&metrics_path).map_err(|e| io_msg(&metrics_path, e))?;
     let progress = if opts.progress {
-        crate::progress::progress_bar((cfg.epochs * spe) as u64, "fine-tuning")
+        crate::util::progress::progress_bar((cfg.epochs * spe) as u64, "fine-tuning")
     } else {
         indicatif::ProgressBar::hidden()
     };

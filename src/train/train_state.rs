@@ -8,10 +8,11 @@
 
 use super::finetune_config::FinetuneConfig;
 use super::finetune_model::FinetuneModel;
-use crate::checkpoint::export::{write_atomic, write_folder_descriptions, write_safetensors};
+use crate::checkpoint::export::{write_folder_descriptions, write_safetensors};
 use crate::checkpoint::model_card::CardSource;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::RngState;
+use crate::util::atomic::write_atomic;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
