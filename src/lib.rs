@@ -11,10 +11,9 @@ pub mod data;
 pub mod eval;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod jobs;
 pub mod models;
 pub mod nn;
 pub mod objectives;
-pub mod quickstart;
-pub mod tasks;
 pub mod train;
 pub mod util;

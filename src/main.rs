@@ -156,14 +156,14 @@ enum Command {
     /// AdamW with layer-wise lr decay, warmup + cosine, mixup/cutmix, label smoothing; CCL: SGD with
     /// step decay), evaluating video-level every few epochs; writes last/ and best/ checkpoints,
     /// metrics.jsonl, curves.svg and eval_report.json.
-    Finetune(cli::tasks::FinetuneArgs),
+    Finetune(cli::jobs::FinetuneArgs),
     /// Video-level evaluation of a fine-tuned classifier (every view, softmax averaged): top-1,
     /// top-5 and mean-class accuracy per fold, mean ± std over folds.
-    Eval(cli::tasks::EvalArgs),
+    Eval(cli::jobs::EvalArgs),
     /// Linear evaluation of frozen features: a trained linear head, or --svm (the papers' protocol).
-    Linear(cli::tasks::LinearArgs),
+    Linear(cli::jobs::LinearArgs),
     /// The top-k classes of one video.
-    Predict(cli::tasks::PredictArgs),
+    Predict(cli::jobs::PredictArgs),
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -288,10 +288,10 @@ fn main() -> Result<()> {
     avkd::util::logging::init_logging();
     match Cli::parse().command {
         Command::Quickstart(args) => cli::quickstart::run(args)?,
-        Command::Finetune(args) => cli::tasks::finetune(args)?,
-        Command::Eval(args) => cli::tasks::eval(args)?,
-        Command::Linear(args) => cli::tasks::linear(args)?,
-        Command::Predict(args) => cli::tasks::predict(args)?,
+        Command::Finetune(args) => cli::jobs::finetune(args)?,
+        Command::Eval(args) => cli::jobs::eval(args)?,
+        Command::Linear(args) => cli::jobs::linear(args)?,
+        Command::Predict(args) => cli::jobs::predict(args)?,
         Command::Inspect { file, json } => {
             let info = avkd::checkpoint::inspect::inspect(&file)?;
             if json {

@@ -3,4 +3,4 @@
 pub mod bench;
 pub mod quickstart;
 pub mod synth;
-pub mod tasks;
+pub mod jobs;

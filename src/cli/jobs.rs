@@ -6,10 +6,10 @@ use avkd::eval::linear_probe::LinearProbeConfig;
 use avkd::eval::linear_svm::{CSelection, LinearSvcConfig};
 use avkd::models::folder::ModelFolder;
 use avkd::models::resolve::resolve_model;
-use avkd::tasks::dataset_spec::{DatasetKind, DatasetSpec};
-use avkd::tasks::evaluate::{evaluate_folder, EvalOptions};
-use avkd::tasks::finetune::{run_finetune, FinetuneJob};
-use avkd::tasks::linear::{run_linear, LinearClassifier, LinearJob};
+use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
+use avkd::jobs::evaluate::{evaluate_folder, EvalOptions};
+use avkd::jobs::finetune::{run_finetune, FinetuneJob};
+use avkd::jobs::linear::{run_linear, LinearClassifier, LinearJob};
 use avkd::train::finetune_config::FinetuneConfig;
 use clap::Args;
 use std::path::PathBuf;
@@ -357,7 +357,7 @@ pub fn linear(args: LinearArgs) -> Result<()> {
 pub fn predict(args: PredictArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
     let dev = avkd::util::device::parse_device(&args.device)?;
-    let preds = avkd::tasks::predict::predict(
+    let preds = avkd::jobs::predict::predict(
         &folder,
         &args.video,
         args.topk,
