@@ -14,7 +14,6 @@ mod ffmpeg_write;
 pub mod loader;
 pub mod media;
 pub mod mel;
-pub mod mel_filters;
 pub mod resample;
 pub mod splits;
 pub mod synth;

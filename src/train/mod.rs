@@ -2,7 +2,6 @@
 
 pub mod augment_config;
 pub mod clip;
-pub mod ema;
 pub mod finetune;
 pub mod finetune_config;
 pub mod finetune_model;

@@ -19,13 +19,13 @@ use super::mae::{random_masking, MaeDecoder, Masking};
 use super::refine::{refine, CrossModalAttnMode};
 use super::video::VideoViT;
 use crate::models::xkd::encoder::XkdEncoder;
+use crate::nn::ema::ema_update;
 use crate::nn::interpolate::AxisRule;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::nn::vit::TransformerConfig;
 use crate::objectives::dino::DinoLoss;
 use crate::objectives::mmd::mmd;
-use crate::train::ema::ema_update;
 use candle_core::{Module, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
