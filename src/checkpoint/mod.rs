@@ -6,6 +6,7 @@ pub mod export;
 pub mod inspect;
 pub mod keymap;
 pub mod model_card;
+pub mod panns;
 pub mod pickle;
 pub mod pickle_globals;
 pub mod pickle_value;
