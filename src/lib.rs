@@ -9,7 +9,6 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
-#[cfg(feature = "hub")]
 pub mod hub;
 pub mod jobs;
 pub mod models;

@@ -390,7 +390,7 @@ fn main() -> Result<()> {
             device,
         } => {
             let dev = avkd::util::device::parse_device(&device)?;
-            let dir = avkd::models::resolve::resolve_model(&model)?;
+            let dir = avkd::hub::resolve::resolve_model(&model)?;
             let folder = avkd::models::folder::ModelFolder::open(&dir)?;
             let loaded = folder.load(&dev)?;
             let shapes = avkd::checkpoint::verify::embed_file(&loaded, &input, &output, &dev)?;
@@ -406,7 +406,7 @@ fn main() -> Result<()> {
             dtype,
         } => {
             use avkd::checkpoint::export::{export_model, Layout};
-            let dir = avkd::models::resolve::resolve_model(&model)?;
+            let dir = avkd::hub::resolve::resolve_model(&model)?;
             let folder = avkd::models::folder::ModelFolder::open(&dir)?;
             let layout = match layout {
                 LayoutArg::Avkd => Layout::Avkd,
@@ -447,7 +447,7 @@ fn main() -> Result<()> {
             endpoint,
         } => {
             // A zoo name downloads the Hub repo its entry names.
-            let repo = avkd::models::resolve::hub_repo_of(&repo).unwrap_or(repo);
+            let repo = avkd::hub::resolve::hub_repo_of(&repo).unwrap_or(repo);
             let target = avkd::hub::resolve_repo_id(&repo)?;
             let mut opts = avkd::hub::HubOptions::from_env();
             opts.revision = target.revision_with(revision)?;

@@ -7,6 +7,5 @@ pub mod folder;
 pub mod model;
 pub mod param_count;
 pub mod registry;
-pub mod resolve;
 pub mod xkd;
 pub mod zoo_report;

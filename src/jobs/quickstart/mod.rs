@@ -90,14 +90,14 @@ pub struct QuickstartReport {
 
 fn obtain_student(opts: &QuickstartOptions, dev: &Device) -> Result<StudentSource> {
     if let Some(spec) = &opts.student {
-        let dir = crate::models::resolve::resolve_model(spec)?;
+        let dir = crate::hub::resolve::resolve_model(spec)?;
         return Ok(StudentSource::Given {
             spec: spec.clone(),
             dir,
         });
     }
     if !opts.offline {
-        match crate::models::resolve::resolve_model(DEFAULT_STUDENT) {
+        match crate::hub::resolve::resolve_model(DEFAULT_STUDENT) {
             Ok(dir) => {
                 return Ok(StudentSource::Downloaded {
                     spec: DEFAULT_STUDENT.to_string(),
