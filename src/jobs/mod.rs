@@ -7,6 +7,7 @@
 //! the command line sit above it.
 
 pub mod dataset_spec;
+pub mod distill_routing;
 pub mod evaluate;
 pub mod finetune;
 pub mod linear;
