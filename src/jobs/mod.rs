@@ -6,6 +6,7 @@
 //! Above `eval` (and so above `train`, `data`, `hub`, `checkpoint` and `models`); only `bench` and
 //! the command line sit above it.
 
+pub mod clip_recipe;
 pub mod dataset_spec;
 pub mod distill_routing;
 pub mod evaluate;
