@@ -1,4 +1,4 @@
-//! `avkd quickstart`: the whole job on a built-in default (see `avkd::quickstart`).
+//! `avkd quickstart`: the whole job on a built-in default (see `avkd::jobs::quickstart`).
 
 use anyhow::{Context, Result};
 use clap::Args;
