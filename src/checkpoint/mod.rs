@@ -1,4 +1,7 @@
-//! Reading official checkpoints and mapping their tensor names to avkd's.
+//! Reading official checkpoints and mapping their tensor names to avkd's: PyTorch files (never
+//! executing code), key maps, convert, verify, export, inspect, PANNs checkpoints.
+//!
+//! Above `models` (it builds and writes them); below `hub`.
 
 pub mod convert;
 pub mod detect;

@@ -1,4 +1,6 @@
-//! Optimisers, schedules, EMA teachers and gradient clipping.
+//! Optimisers, schedules, gradient clipping, metrics, and the pretraining and fine-tuning trainers
+//! (the EMA update of momentum teachers is `nn::ema`). Below `eval`, whose linear probe uses the
+//! optimisers here.
 
 pub mod augment_config;
 pub mod clip;
