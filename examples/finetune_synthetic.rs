@@ -9,11 +9,12 @@
 use avkd::checkpoint::export::write_model_folder;
 use avkd::data::splits::Fold;
 use avkd::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig};
+use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
+use avkd::jobs::finetune::{run_finetune, FinetuneJob};
+use avkd::jobs::quickstart::synthetic_finetune_config;
+use avkd::models::xkd::net::XkdConfig;
 use avkd::models::xkd::VideoViT;
 use avkd::nn::param_store::ParamStore;
-use avkd::quickstart::{small_xkd_config, synthetic_finetune_config};
-use avkd::tasks::dataset_spec::{DatasetKind, DatasetSpec};
-use avkd::tasks::finetune::{run_finetune, FinetuneJob};
 use candle_core::{DType, Device};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ fn main() -> anyhow::Result<()> {
 
     // A student folder: config.json + model.safetensors, as `avkd convert` or `download` give.
     let student = out.join("student");
-    let cfg = small_xkd_config().video;
+    let cfg = XkdConfig::tiny_synthetic().video;
     let store = ParamStore::new(0, DType::F32, &Device::Cpu);
     VideoViT::new(&cfg, store.builder())?;
     write_model_folder(

@@ -3,8 +3,9 @@
 
 mod common;
 
+use avkd::checkpoint::panns::panns_state_dict;
 use avkd::models::ccl::audio_frontend::{dft_kernels, slaney_mel_filterbank};
-use avkd::models::ccl::cnn14::{panns_state_dict, Cnn14Config, Cnn14Emb512};
+use avkd::models::ccl::cnn14::{Cnn14Config, Cnn14Emb512};
 use avkd::nn::param_store::ParamStore;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;

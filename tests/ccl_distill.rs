@@ -3,13 +3,14 @@
 //! features with a missing row, both composition heads, the official gradient routing and the three
 //! SGD optimisers (MultiStepLR on the student only).
 
+use avkd::jobs::distill_routing::{ccl_ai, routed_gradients};
 use avkd::models::ccl::composition::CompositionClassifier;
 use avkd::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
 use avkd::models::ccl::resnet::{ResNet, ResNetConfig};
 use avkd::nn::batch_norm::is_running_stat;
 use avkd::nn::param_store::ParamStore;
 use avkd::nn::rng::SeededRng;
-use avkd::objectives::ccl::{ccl_ai, routed_gradients, CCL_AI_WEIGHT};
+use avkd::objectives::ccl::CCL_AI_WEIGHT;
 use avkd::train::optim::ParamGroup;
 use avkd::train::schedule::MultiStepLr;
 use avkd::train::sgd::{Sgd, SgdConfig};

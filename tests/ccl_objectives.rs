@@ -7,11 +7,10 @@
 mod common;
 
 use avkd::checkpoint::pth::read_state_dict;
+use avkd::jobs::distill_routing::{ccl_ai, ccl_single, routed_gradients, teacher_terms};
 use avkd::models::ccl::composition::CompositionClassifier;
 use avkd::nn::param_store::ParamStore;
-use avkd::objectives::ccl::{
-    ccl_ai, ccl_single, routed_gradients, teacher_terms, CclLosses, Teacher, CCL_AI_WEIGHT,
-};
+use avkd::objectives::ccl::{CclLosses, Teacher, CCL_AI_WEIGHT};
 use avkd::objectives::contrastive::{nce_loss, sym_nce};
 use avkd::objectives::divergence::{cross_entropy, symmetric_kl};
 use candle_core::backprop::GradStore;

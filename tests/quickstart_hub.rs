@@ -8,10 +8,11 @@
 mod hub_server;
 
 use avkd::checkpoint::export::write_model_folder;
+use avkd::jobs::quickstart::{run, QuickstartOptions, StudentSource, DEFAULT_STUDENT};
 use avkd::models::registry;
+use avkd::models::xkd::net::XkdConfig;
 use avkd::models::xkd::VideoViT;
 use avkd::nn::param_store::ParamStore;
-use avkd::quickstart::{run, small_xkd_config, QuickstartOptions, StudentSource, DEFAULT_STUDENT};
 use candle_core::{DType, Device};
 use hub_server::{HubServer, ServedFile, ServedRepo};
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ fn quickstart_downloads_the_zoo_student_when_the_hub_answers() {
     let dir = tempfile::tempdir().unwrap();
     // The student: a randomly initialised small XKD video student, as an avkd model folder.
     let folder = dir.path().join("student");
-    let cfg = small_xkd_config().video;
+    let cfg = XkdConfig::tiny_synthetic().video;
     let store = ParamStore::new(5, DType::F32, &Device::Cpu);
     VideoViT::new(&cfg, store.builder()).unwrap();
     let tensors = store.tensors().unwrap();
@@ -82,7 +83,7 @@ fn quickstart_downloads_the_zoo_student_when_the_hub_answers() {
     assert!(!opts.out.join("pretrain").exists());
     assert_eq!(
         r.finetune.summary.epochs_run,
-        avkd::quickstart::DOWNLOADED_STUDENT_EPOCHS
+        avkd::jobs::quickstart::DOWNLOADED_STUDENT_EPOCHS
     );
     assert_eq!(r.report.folds[0].metrics.num_videos, 32);
     assert_eq!(r.reloaded.folds[0].metrics, r.report.folds[0].metrics);

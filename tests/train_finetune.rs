@@ -9,9 +9,9 @@ mod support;
 use avkd::models::config::ModelConfig;
 use avkd::models::folder::ModelFolder;
 use avkd::models::model::{Model, ModelInputs};
+use avkd::models::xkd::net::XkdConfig;
 use avkd::nn::param_store::ParamStore;
 use avkd::nn::rng::SeededRng;
-use avkd::quickstart::small_xkd_config;
 use avkd::train::finetune::{
     finetune, group_learning_rates, scheduled_lr, steps_per_epoch, RunOptions,
 };
@@ -487,7 +487,7 @@ fn starts_from_a_full_xkd_net_and_drop_path_is_wired() -> Result<()> {
     use avkd::models::xkd::XkdEncoder;
     let x = SynthClips::new(2, 2, 2, 9).tensor(&[0, 1])?;
     for variant in [XkdVariant::Xkd, XkdVariant::Mas] {
-        let mut net_cfg = small_xkd_config();
+        let mut net_cfg = XkdConfig::tiny_synthetic();
         net_cfg.variant = variant;
         let src = ParamStore::new(4, DType::F32, &Device::Cpu);
         let net = XkdNet::new(&net_cfg, &src)?;

@@ -2,9 +2,9 @@
 
 mod common;
 
+use avkd::nn::ema::{ema_update, ema_update_named};
 use avkd::objectives::smoothing::{label_smoothing_ce, one_hot_smoothed, soft_target_ce};
 use avkd::train::clip::{clip_grad_norm, clip_per_param};
-use avkd::train::ema::{ema_update, ema_update_named};
 use avkd::train::optim::{grad_store, AdamW, AdamWConfig, ParamGroup};
 use avkd::train::param_groups::finetune_groups;
 use avkd::train::schedule::{cosine_scheduler, ema_momentum_schedule, MultiStepLr, WarmupCosine};

@@ -1,5 +1,7 @@
 //! Timing of the hot paths, for side-by-side comparison with PyTorch (scripts/bench_vs_torch.py runs
 //! both in one go and prints the ratios) and librosa (scripts/bench_audio_vs_librosa.py).
+//!
+//! Above `jobs`, below only the command line.
 
 pub mod loader;
 

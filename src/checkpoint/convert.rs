@@ -18,9 +18,9 @@ use crate::models::config::{ModelConfig, PreprocessorConfig, SavedConfig};
 use crate::models::model::Model;
 use crate::models::param_count::param_shapes;
 use crate::nn::param_store::ParamStore;
+use crate::util::hash::sha256_hex;
 use candle_core::{bail, DType, Device, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Which backbone to take out of a full XKD net.
@@ -76,22 +76,6 @@ struct Mapped<'a> {
     /// avkd name -> (official name, data).
     tensors: BTreeMap<String, (String, Data<'a>)>,
     dropped: Vec<String>,
-}
-
-/// Lower-case hex sha256 of a file, streamed.
-pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {

@@ -7,9 +7,9 @@ use super::model_card::{model_card, CardSource};
 use super::safetensors_writer::{write_streaming, PendingTensor};
 use crate::models::config::{PreprocessorConfig, SavedConfig};
 use crate::models::folder::ModelFolder;
+use crate::util::atomic::write_atomic;
 use candle_core::{DType, Device, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Format version written into every avkd safetensors file's metadata.
@@ -17,33 +17,6 @@ pub const FORMAT_VERSION: &str = "1";
 
 fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(format!("{what} {}: {e}", path.display()))
-}
-
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
-}
-
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "creating folder", e))?;
-    }
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(path, "writing", e));
-    }
-    Ok(())
 }
 
 /// Writes named tensors as safetensors with `metadata` (plus avkd's format version), atomically.

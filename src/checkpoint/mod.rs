@@ -1,4 +1,7 @@
-//! Reading official checkpoints and mapping their tensor names to avkd's.
+//! Reading official checkpoints and mapping their tensor names to avkd's: PyTorch files (never
+//! executing code), key maps, convert, verify, export, inspect, PANNs checkpoints.
+//!
+//! Above `models` (it builds and writes them); below `hub`.
 
 pub mod convert;
 pub mod detect;
@@ -6,6 +9,7 @@ pub mod export;
 pub mod inspect;
 pub mod keymap;
 pub mod model_card;
+pub mod panns;
 pub mod pickle;
 pub mod pickle_globals;
 pub mod pickle_value;

@@ -2,7 +2,7 @@
 //! one at a time, so converting a checkpoint never holds more than one tensor's bytes beyond what
 //! is being read. The file appears atomically (temporary file in the same folder, then a rename).
 
-use super::export::temp_path;
+use crate::util::atomic::temp_path;
 use candle_core::{DType, Result, Tensor};
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};

@@ -72,7 +72,7 @@ pub fn run(what: BenchWhat) -> Result<()> {
             device,
             json,
         } => (
-            avkd::bench::vit_b_video(&batches, iters, &avkd::device::parse_device(&device)?)?,
+            avkd::bench::vit_b_video(&batches, iters, &avkd::util::device::parse_device(&device)?)?,
             json,
         ),
         BenchWhat::Augment { iters, json } => {
@@ -113,7 +113,7 @@ pub fn run(what: BenchWhat) -> Result<()> {
             device,
             json,
         } => (
-            avkd::bench::ccl(batch, iters, &avkd::device::parse_device(&device)?)?,
+            avkd::bench::ccl(batch, iters, &avkd::util::device::parse_device(&device)?)?,
             json,
         ),
     };

@@ -1,6 +1,14 @@
-//! Command-line argument groups and handlers that would crowd main.rs.
+//! The command line's verbs, one file per group: argument structs and handlers that call the
+//! library (`jobs`, `checkpoint`, `hub`, `models`, `bench`). `main.rs` only parses and dispatches.
+//!
+//! The top layer: nothing in the library imports it.
 
 pub mod bench;
+pub mod checkpoint;
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod jobs;
+mod output;
 pub mod quickstart;
 pub mod synth;
-pub mod tasks;
+pub mod zoo;

@@ -1,4 +1,4 @@
-//! `avkd quickstart`: the whole job on a built-in default (see `avkd::quickstart`).
+//! `avkd quickstart`: the whole job on a built-in default (see `avkd::jobs::quickstart`).
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -32,8 +32,8 @@ pub struct QuickstartArgs {
 }
 
 pub fn run(args: QuickstartArgs) -> Result<()> {
-    let dev = avkd::device::parse_device(&args.device)?;
-    let opts = avkd::quickstart::QuickstartOptions {
+    let dev = avkd::util::device::parse_device(&args.device)?;
+    let opts = avkd::jobs::quickstart::QuickstartOptions {
         out: args.out,
         student: args.student,
         offline: args.offline,
@@ -42,13 +42,13 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         seed: args.seed,
         workers: args.workers,
     };
-    let r = avkd::quickstart::run(&opts, &dev).context("quickstart failed")?;
+    let r = avkd::jobs::quickstart::run(&opts, &dev).context("quickstart failed")?;
     print_report(&r);
     Ok(())
 }
 
-fn print_report(r: &avkd::quickstart::QuickstartReport) {
-    use avkd::quickstart::StudentSource;
+fn print_report(r: &avkd::jobs::quickstart::QuickstartReport) {
+    use avkd::jobs::quickstart::StudentSource;
     println!("1. dataset: {}", r.dataset);
     match &r.student {
         StudentSource::Given { spec, dir } => {

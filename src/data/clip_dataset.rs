@@ -9,7 +9,6 @@ use super::clip_sampling::{CclTest, ClipSampling};
 use super::splits::Sample;
 use super::transforms::{ClipArray, Normalization, TestAugment, TrainAugment};
 use super::video_source::VideoSource;
-use crate::models::config::PreprocessorConfig;
 use crate::nn::rng::SeededRng;
 use candle_core::Result;
 use std::path::{Path, PathBuf};
@@ -26,60 +25,6 @@ pub struct ClipRecipe {
 }
 
 impl ClipRecipe {
-    /// The paper's recipe for a model, from its preprocessor configuration: XKD models sample at a
-    /// fixed rate (`fps` set: 32 frames at 8 fps, RandAugment, 3 clips x 3 crops at test), CCL's
-    /// R(2+1)D takes consecutive frames (`fps` unset: 16 frames, every 16-frame window at test).
-    /// `crop` overrides the crop size (XKD fine-tunes at 224 from a 112 student);
-    /// `test_clips` overrides the number of test clips (XKD).
-    pub fn for_model(
-        pre: &PreprocessorConfig,
-        crop: Option<usize>,
-        test_clips: Option<usize>,
-        default_fps: f64,
-    ) -> Result<Self> {
-        let frames = pre.num_frames.ok_or_else(|| {
-            candle_core::Error::Msg(
-                "the model's preprocessor_config.json has no `num_frames`: not a video model"
-                    .into(),
-            )
-        })?;
-        let size = crop.or(pre.crop_size).unwrap_or(112);
-        let (mean, std) = match (pre.mean, pre.std) {
-            (Some(m), Some(s)) => (m, s),
-            _ => candle_core::bail!("the model's preprocessor_config.json has no `mean`/`std`"),
-        };
-        let norm = Normalization {
-            mean: mean.map(|v| v as f32),
-            std: std.map(|v| v as f32),
-        };
-        let (sampling, train, test) = match pre.fps {
-            Some(fps) => (
-                ClipSampling::Xkd {
-                    frames,
-                    fps,
-                    clips: test_clips.unwrap_or(3),
-                },
-                TrainAugment::xkd_finetune(size),
-                TestAugment::xkd(size),
-            ),
-            None => (
-                ClipSampling::Ccl {
-                    frames,
-                    clips: CclTest::Sliding { stride: frames },
-                },
-                TrainAugment::ccl(size),
-                TestAugment::ccl(size),
-            ),
-        };
-        Ok(Self {
-            sampling,
-            train,
-            test,
-            norm,
-            default_fps,
-        })
-    }
-
     /// Test clips per video (`None`: every window, so it depends on the video's length) and
     /// crops per clip.
     pub fn views_per_video(&self) -> (Option<usize>, usize) {

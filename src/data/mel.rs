@@ -11,7 +11,7 @@
 //! Each frame goes through a real FFT (realfft) and the mel bands only visit their non-zero bins,
 //! so a 4 s clip costs 448 FFTs of 1024 points and about 1000 multiply-adds per frame.
 
-use super::mel_filters::{periodic_hann, slaney_mel_weights};
+use crate::nn::mel_filters::{periodic_hann, slaney_mel_weights};
 use candle_core::{Device, Result, Tensor};
 use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,9 @@
 //! Data: benchmark splits, what exists on disk for a listed video, frame-folder decoding, audio
 //! decoding, resampling and segmenting, XKD's log-mel, and synthetic audio-visual clips (in memory,
 //! and as a small dataset on disk in UCF101's layout).
+//!
+//! Knows nothing of models: it imports `nn` and `util` only. How a model's preprocessor
+//! configuration becomes a clip recipe is `jobs::clip_recipe`.
 
 pub mod audio;
 mod audio_track;
@@ -14,7 +17,6 @@ mod ffmpeg_write;
 pub mod loader;
 pub mod media;
 pub mod mel;
-pub mod mel_filters;
 pub mod resample;
 pub mod splits;
 pub mod synth;

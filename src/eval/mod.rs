@@ -1,5 +1,8 @@
 //! Evaluation: video-level multi-view accuracy, reports over folds, linear probes on frozen
 //! features (a trained linear head, and the papers' `LinearSVC`).
+//!
+//! Above `train` (DESIGN.md §2 puts it below): the linear probe trains its head with `train`'s
+//! optimisers and schedules. Below `jobs`.
 
 pub mod linear_probe;
 pub mod linear_svm;

@@ -162,7 +162,7 @@ impl EvalReport {
     pub fn write_json_atomic(&self, path: &Path) -> Result<()> {
         let mut json = self.to_json()?;
         json.push('\n');
-        crate::checkpoint::export::write_atomic(path, json.as_bytes())
+        crate::util::atomic::write_atomic(path, json.as_bytes())
     }
 
     /// Reads a report written by [`EvalReport::write_json_atomic`].

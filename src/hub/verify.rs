@@ -107,12 +107,11 @@ pub(crate) fn check_new_blobs(
             continue;
         }
         let blob = repo_dir.join("blobs").join(&e.blob);
-        let found =
-            crate::checkpoint::convert::sha256_hex(&blob).map_err(|cause| HubError::Io {
-                what: "hashing downloaded blob",
-                path: blob.clone(),
-                cause,
-            })?;
+        let found = crate::util::hash::sha256_hex(&blob).map_err(|cause| HubError::Io {
+            what: "hashing downloaded blob",
+            path: blob.clone(),
+            cause,
+        })?;
         if found.eq_ignore_ascii_case(&e.blob) {
             continue;
         }

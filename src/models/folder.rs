@@ -64,7 +64,7 @@ impl ModelFolder {
 
 /// The `__metadata__` of a safetensors file, reading only its header.
 pub fn safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let header = crate::checkpoint::inspect::read_safetensors_header(path)?;
+    let header = crate::util::safetensors_header::read_safetensors_header(path)?;
     Ok(header
         .get("__metadata__")
         .and_then(|m| m.as_object())

@@ -1,4 +1,8 @@
-//! Model families.
+//! Model families (XKD, CCL), the video classifier, model configs, avkd model folders and the zoo
+//! registry.
+//!
+//! Imports `objectives` (the XKD net computes its losses in its forward), `nn` and `util`; never
+//! `checkpoint` (reading PyTorch files) or `hub` (what `--model` names: `hub::resolve`).
 
 pub mod ccl;
 pub mod classifier;
@@ -7,6 +11,5 @@ pub mod folder;
 pub mod model;
 pub mod param_count;
 pub mod registry;
-pub mod resolve;
 pub mod xkd;
 pub mod zoo_report;

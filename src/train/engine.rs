@@ -311,7 +311,7 @@ impl<'j, J: Job> Engine<'j, J> {
         };
         let steps_per_epoch = nb.div_ceil(self.settings.accum_steps);
         let progress = if opts.progress && self.collective.is_main() {
-            crate::progress::progress_bar(
+            crate::util::progress::progress_bar(
                 (self.settings.epochs * steps_per_epoch) as u64,
                 self.job.name(),
             )

@@ -56,5 +56,5 @@ pub fn truncate_metrics(path: &Path, step: u64, epochs_done: usize) -> candle_co
             kept.push('\n');
         }
     }
-    crate::checkpoint::export::write_atomic(path, kept.as_bytes())
+    crate::util::atomic::write_atomic(path, kept.as_bytes())
 }

@@ -1,12 +1,13 @@
 //! The training engine and what it is made of: the [`job::Job`] trait every training job
 //! implements, the loop ([`engine`]), optimizers in named slots with their schedules, clipping, the
 //! collective, checkpoints with exact resume ([`train_state`]), the one place that reads values
-//! back from the device ([`readback`]), metrics and curves.
+//! back from the device ([`readback`]), metrics and curves. Jobs plug into it from `jobs/`; the EMA
+//! update of momentum teachers is `nn::ema`. Below `eval`, whose linear probe uses the optimisers
+//! here.
 
 pub mod augment_config;
 pub mod clip;
 pub mod collective;
-pub mod ema;
 pub mod engine;
 pub mod finetune;
 pub mod finetune_config;

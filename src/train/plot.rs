@@ -7,7 +7,7 @@
 //! serde writes a non-finite loss). Anything else that is not well-formed is an error naming the
 //! line.
 
-use crate::checkpoint::export::write_atomic;
+use crate::util::atomic::write_atomic;
 use candle_core::Result;
 use plotters::prelude::*;
 use std::ops::Range;

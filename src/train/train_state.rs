@@ -10,8 +10,9 @@
 //! checkpoint or the new one: between the two renames only the aside copy exists, and
 //! [`recover_checkpoint`] (called before every read) renames it back.
 
-use crate::checkpoint::export::{write_atomic, write_safetensors};
+use crate::checkpoint::export::write_safetensors;
 use crate::nn::rng::RngState;
+use crate::util::atomic::write_atomic;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

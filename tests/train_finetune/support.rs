@@ -5,11 +5,11 @@
 use avkd::data::synth::SyntheticAv;
 use avkd::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
 use avkd::models::config::ModelConfig;
+use avkd::models::xkd::net::XkdConfig;
 use avkd::models::xkd::VideoViT;
 use avkd::nn::param_store::ParamStore;
 use avkd::nn::rng::SeededRng;
 use avkd::objectives::smoothing::one_hot_smoothed;
-use avkd::quickstart::small_xkd_config;
 use avkd::train::finetune::{
     finetune, Batch, EvalOutcome, FinetuneSummary, MixFn, RunOptions, TrainData,
 };
@@ -125,7 +125,7 @@ pub fn eval_top1(model: &FinetuneModel, data: &SynthClips) -> Result<EvalOutcome
 
 /// A "pretrained" XKD video student: a freshly initialised small encoder's tensors.
 pub fn vit_start() -> Result<(ModelConfig, HashMap<String, Tensor>)> {
-    let cfg = small_xkd_config().video;
+    let cfg = XkdConfig::tiny_synthetic().video;
     let src = ParamStore::new(7, DType::F32, &Device::Cpu);
     VideoViT::new(&cfg, src.builder())?;
     Ok((ModelConfig::XkdVideo(cfg), src.tensors()?))

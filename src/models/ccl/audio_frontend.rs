@@ -8,7 +8,7 @@
 //! gradient (candle's conv1d weight gradient is wrong for batch > 1).
 
 use super::cnn14::Cnn14Config;
-use crate::data::mel_filters::{periodic_hann, slaney_mel_weights};
+use crate::nn::mel_filters::{periodic_hann, slaney_mel_weights};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 

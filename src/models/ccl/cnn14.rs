@@ -5,18 +5,16 @@
 //! Evaluation mode only: the teacher is frozen, so SpecAugment, mixup, dropout and batch-statistics
 //! BatchNorm (PANNs' training-mode behaviour) are not implemented. Parameter names are those of the
 //! PANNs state_dict (the weights sit under the checkpoint's key `model`; `num_batches_tracked` is
-//! dropped).
+//! dropped); `checkpoint::panns` reads them from a PANNs checkpoint file.
 
 use super::audio_frontend::LogMelFrontend;
 use crate::nn::batch_norm::BatchNorm;
 use crate::nn::conv2d::conv2d;
 use crate::nn::init::xavier_uniform;
 use crate::nn::linear::Linear;
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::path::Path;
 
 /// Number of 2×2 average pools (blocks 1–5): time and mel axes must have at least 2^5 entries.
 const POOLS: u32 = 5;
@@ -214,17 +212,6 @@ impl Cnn14Emb512 {
         })
     }
 
-    /// Builds the model from a PANNs checkpoint file (`{'model': state_dict}`).
-    pub fn from_checkpoint(
-        cfg: &Cnn14Config,
-        path: &Path,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
-        let vb = VarBuilder::from_tensors(panns_state_dict(path)?, dtype, device);
-        Self::new(cfg, vb)
-    }
-
     pub fn config(&self) -> &Cnn14Config {
         &self.cfg
     }
@@ -307,13 +294,4 @@ impl Cnn14Emb512 {
     pub fn forward(&self, wav: &Tensor) -> Result<Cnn14Output> {
         Ok(self.forward_stages(wav)?.output)
     }
-}
-
-/// The tensors of a PANNs checkpoint (`checkpoint['model']`), without `num_batches_tracked`, in f32.
-pub fn panns_state_dict(path: &Path) -> Result<HashMap<String, Tensor>> {
-    crate::checkpoint::pth::read_state_dict(path, Some("model"))?
-        .into_iter()
-        .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
-        .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?)))
-        .collect()
 }

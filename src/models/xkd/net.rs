@@ -19,11 +19,13 @@ use super::mae::{random_masking, MaeDecoder, Masking};
 use super::refine::{refine, CrossModalAttnMode};
 use super::video::VideoViT;
 use crate::models::xkd::encoder::XkdEncoder;
+use crate::nn::ema::ema_update;
+use crate::nn::interpolate::AxisRule;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
+use crate::nn::vit::TransformerConfig;
 use crate::objectives::dino::DinoLoss;
 use crate::objectives::mmd::mmd;
-use crate::train::ema::ema_update;
 use candle_core::{Module, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +112,49 @@ impl XkdConfig {
             video_decoder: MaeDecoderConfig::xkd(VitSize::BaseDecoder, 0.85),
             audio_decoder: MaeDecoderConfig::xkd(VitSize::BaseDecoder, 0.8),
             head: DinoHeadConfig::xkd(768),
+            objective: XkdObjectiveConfig::default(),
+        }
+    }
+
+    /// A tiny XKD net for tests and the quickstart's own student: 4-block 64-d encoders on 8x32x32
+    /// clips and 16x64 spectrograms (the synthetic dataset's sizes), 2-block 32-d decoders.
+    pub fn tiny_synthetic() -> Self {
+        let enc = TransformerConfig::xkd(64, 4, 4);
+        Self {
+            variant: XkdVariant::Xkd,
+            video: VideoVitConfig {
+                transformer: enc,
+                in_channels: 3,
+                num_frames: 8,
+                image_size: [32, 32],
+                patch_size: [8, 8],
+                tubelet_size: 2,
+                pos_embed_axis_rule: AxisRule::Cuda,
+            },
+            audio: AudioVitConfig {
+                transformer: enc,
+                in_channels: 1,
+                spec_size: [16, 64],
+                patch_size: [4, 16],
+            },
+            video_decoder: MaeDecoderConfig {
+                transformer: TransformerConfig::xkd(32, 2, 4),
+                mask_ratio: 0.85,
+                norm_pix_loss: true,
+            },
+            audio_decoder: MaeDecoderConfig {
+                transformer: TransformerConfig::xkd(32, 2, 4),
+                mask_ratio: 0.8,
+                norm_pix_loss: true,
+            },
+            head: DinoHeadConfig {
+                in_dim: 64,
+                hidden_dim: 128,
+                bottleneck_dim: 32,
+                out_dim: 256,
+                nlayers: 3,
+                layer_norm_eps: 1e-5,
+            },
             objective: XkdObjectiveConfig::default(),
         }
     }

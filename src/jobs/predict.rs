@@ -1,8 +1,9 @@
 //! `avkd predict`: the top-k classes of one video, from the model's own test protocol (every view,
 //! softmax averaged), named by the model's `id2label`.
 
+use super::clip_recipe::recipe_for_model;
 use super::evaluate::{classifier_logits, evaluate_views, EvalOptions};
-use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
+use crate::data::clip_dataset::ClipDataset;
 use crate::data::splits::Sample;
 use crate::models::folder::ModelFolder;
 use candle_core::{Device, Result};
@@ -30,7 +31,7 @@ pub fn predict(
     }
     let model = folder.load(dev)?;
     let logits = classifier_logits(&model)?;
-    let recipe = ClipRecipe::for_model(&folder.preprocessor, opts.crop, opts.test_clips, 25.0)?;
+    let recipe = recipe_for_model(&folder.preprocessor, opts.crop, opts.test_clips, 25.0)?;
     let num_classes = folder.config.model.num_classes().ok_or_else(|| {
         candle_core::Error::Msg(format!(
             "{}: the model has no classifier",

@@ -2,6 +2,7 @@
 //! the softmax averaged over views, top-1 / top-5 / mean-class accuracy per fold, and the mean and
 //! spread over folds.
 
+use super::clip_recipe::recipe_for_model;
 use super::dataset_spec::DatasetSpec;
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
 use crate::data::loader::{BadSample, Loader, LoaderConfig, Skipped};
@@ -11,7 +12,7 @@ use crate::eval::report::{EvalReport, FoldResult, Protocol, SkippedVideos};
 use crate::eval::video_level::{ClassificationMetrics, VideoScores};
 use crate::models::folder::ModelFolder;
 use crate::models::model::Model;
-use crate::progress::progress_bar;
+use crate::util::progress::progress_bar;
 use candle_core::{Device, Result, Tensor};
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,7 +151,7 @@ pub fn evaluate_folder(
 ) -> Result<EvalReport> {
     let model = folder.load(dev)?;
     let logits = classifier_logits(&model)?;
-    let recipe = ClipRecipe::for_model(
+    let recipe = recipe_for_model(
         &folder.preprocessor,
         opts.crop,
         opts.test_clips,

@@ -8,61 +8,15 @@
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::SyntheticAv;
 use crate::models::xkd::encoder::XkdEncoder;
-use crate::models::xkd::net::{XkdConfig, XkdNet, XkdObjectiveConfig, XkdVariant};
-use crate::models::xkd::{
-    AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoViT, VideoVitConfig,
-};
-use crate::nn::interpolate::AxisRule;
+use crate::models::xkd::net::{XkdConfig, XkdNet};
+use crate::models::xkd::VideoViT;
 use crate::nn::norm::l2_normalize;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
-use crate::nn::vit::TransformerConfig;
 use crate::train::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary, SyntheticAvBatches};
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-
-/// A small XKD: 4-block 64-d encoders on 8x32x32 clips and 16x64 spectrograms.
-pub fn small_xkd_config() -> XkdConfig {
-    let enc = TransformerConfig::xkd(64, 4, 4);
-    XkdConfig {
-        variant: XkdVariant::Xkd,
-        video: VideoVitConfig {
-            transformer: enc,
-            in_channels: 3,
-            num_frames: 8,
-            image_size: [32, 32],
-            patch_size: [8, 8],
-            tubelet_size: 2,
-            pos_embed_axis_rule: AxisRule::Cuda,
-        },
-        audio: AudioVitConfig {
-            transformer: enc,
-            in_channels: 1,
-            spec_size: [16, 64],
-            patch_size: [4, 16],
-        },
-        video_decoder: MaeDecoderConfig {
-            transformer: TransformerConfig::xkd(32, 2, 4),
-            mask_ratio: 0.85,
-            norm_pix_loss: true,
-        },
-        audio_decoder: MaeDecoderConfig {
-            transformer: TransformerConfig::xkd(32, 2, 4),
-            mask_ratio: 0.8,
-            norm_pix_loss: true,
-        },
-        head: DinoHeadConfig {
-            in_dim: 64,
-            hidden_dim: 128,
-            bottleneck_dim: 32,
-            out_dim: 256,
-            nlayers: 3,
-            layer_norm_eps: 1e-5,
-        },
-        objective: XkdObjectiveConfig::default(),
-    }
-}
 
 pub struct SmallStudent {
     /// The video student's model folder.
@@ -132,13 +86,13 @@ fn probe_set(
 
 /// Pre-trains the small XKD net for `steps` steps and writes `video_student/` and `audio_student/`
 /// under `out_dir`.
-pub fn pretrain_small_student(
+pub(crate) fn pretrain_small_student(
     out_dir: &Path,
     steps: usize,
     seed: u64,
     dev: &Device,
 ) -> Result<SmallStudent> {
-    let cfg = small_xkd_config();
+    let cfg = XkdConfig::tiny_synthetic();
     let data = SyntheticAv {
         num_classes: 8,
         frames: cfg.video.num_frames,

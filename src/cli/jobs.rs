@@ -4,12 +4,12 @@ use anyhow::{Context, Result};
 use avkd::data::splits::Fold;
 use avkd::eval::linear_probe::LinearProbeConfig;
 use avkd::eval::linear_svm::{CSelection, LinearSvcConfig};
+use avkd::hub::resolve::resolve_model;
+use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
+use avkd::jobs::evaluate::{evaluate_folder, EvalOptions};
+use avkd::jobs::finetune::{run_finetune, FinetuneJob};
+use avkd::jobs::linear::{run_linear, LinearClassifier, LinearJob};
 use avkd::models::folder::ModelFolder;
-use avkd::models::resolve::resolve_model;
-use avkd::tasks::dataset_spec::{DatasetKind, DatasetSpec};
-use avkd::tasks::evaluate::{evaluate_folder, EvalOptions};
-use avkd::tasks::finetune::{run_finetune, FinetuneJob};
-use avkd::tasks::linear::{run_linear, LinearClassifier, LinearJob};
 use avkd::train::finetune_config::FinetuneConfig;
 use clap::Args;
 use std::path::PathBuf;
@@ -268,7 +268,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         print!("{}", config.to_toml_string()?);
         return Ok(());
     }
-    let dev = avkd::device::parse_device(&args.run.device)?;
+    let dev = avkd::util::device::parse_device(&args.run.device)?;
     let job = FinetuneJob {
         model: dir,
         dataset: args.data.spec(),
@@ -303,7 +303,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
-    let dev = avkd::device::parse_device(&args.run.device)?;
+    let dev = avkd::util::device::parse_device(&args.run.device)?;
     let opts = EvalOptions {
         views_per_batch: args.eval_batch,
         workers: args.run.workers,
@@ -317,7 +317,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 pub fn linear(args: LinearArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
-    let dev = avkd::device::parse_device(&args.run.device)?;
+    let dev = avkd::util::device::parse_device(&args.run.device)?;
     let classifier = if args.svm {
         LinearClassifier::Svm {
             cs: args.svm_c.clone(),
@@ -356,8 +356,8 @@ pub fn linear(args: LinearArgs) -> Result<()> {
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     let folder = ModelFolder::open(&resolve_model(&args.model)?)?;
-    let dev = avkd::device::parse_device(&args.device)?;
-    let preds = avkd::tasks::predict::predict(
+    let dev = avkd::util::device::parse_device(&args.device)?;
+    let preds = avkd::jobs::predict::predict(
         &folder,
         &args.video,
         args.topk,

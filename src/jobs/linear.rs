@@ -7,8 +7,9 @@
 //! clip, and for the SVM random greyscale 0.2), and for testing `test_clips` clips per video, short
 //! side resized to 8/7 of the crop and centre-cropped.
 
+use super::clip_recipe::recipe_for_model;
 use super::dataset_spec::DatasetSpec;
-use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
+use crate::data::clip_dataset::ClipDataset;
 use crate::data::loader::{BadSample, Loader, LoaderConfig};
 use crate::data::transforms::{ClipArray, ColorJitter, ResizeKind, TestAugment};
 use crate::eval::linear_probe::{LinearProbe, LinearProbeConfig};
@@ -16,7 +17,7 @@ use crate::eval::linear_svm::{svm_sweep, CSelection, LinearSvcConfig, SvmData};
 use crate::eval::report::{EvalReport, FoldResult, Protocol};
 use crate::models::folder::ModelFolder;
 use crate::nn::rng::SeededRng;
-use crate::progress::progress_bar;
+use crate::util::progress::progress_bar;
 use candle_core::{Device, Result, Tensor};
 use std::sync::Arc;
 
@@ -136,7 +137,7 @@ fn extract(
 pub fn run_linear(folder: &ModelFolder, job: &LinearJob, dev: &Device) -> Result<EvalReport> {
     let model = folder.load(dev)?;
     let features = |x: &Tensor| model.clip_output(x, "features");
-    let mut recipe = ClipRecipe::for_model(
+    let mut recipe = recipe_for_model(
         &folder.preprocessor,
         job.crop,
         Some(job.test_clips),

@@ -33,18 +33,18 @@ pub fn hub_repo_of(spec: &str) -> Option<String> {
     if spec.contains('/') {
         return None;
     }
-    super::registry::find(spec)
+    crate::models::registry::find(spec)
         .ok()
         .map(|entry| entry.hub_repo().to_string())
 }
 
 #[cfg(feature = "hub")]
 fn download(repo: &str, spec: &str) -> Result<PathBuf> {
-    let target = crate::hub::resolve_repo_id(repo).map_err(candle_core::Error::wrap)?;
-    let mut opts = crate::hub::HubOptions::from_env();
+    let target = super::resolve_repo_id(repo).map_err(candle_core::Error::wrap)?;
+    let mut opts = super::HubOptions::from_env();
     opts.revision = target.revision.clone();
     opts.progress = true;
-    crate::hub::download_repo(&target.repo_id, &opts)
+    super::download_repo(&target.repo_id, &opts)
         .map_err(|e| candle_core::Error::Msg(format!("--model {spec}: {e}")))
 }
 

@@ -5,6 +5,7 @@
 //! Each fold writes `<out>/fold<N>/{last,best}/` (model folders with trainer state),
 //! `metrics.jsonl` and `curves.svg`; the report over folds is `<out>/eval_report.json`.
 
+use super::clip_recipe::recipe_for_model;
 use super::dataset_spec::DatasetSpec;
 use super::evaluate::{evaluate_views, skipped_list, view_protocol, EvalOptions};
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
@@ -102,7 +103,7 @@ pub fn run_finetune(job: &FinetuneJob, dev: &Device) -> Result<(EvalReport, Vec<
     job.config.validate()?;
     let folder = ModelFolder::open(&job.model)?;
     let crop = job.crop.or(folder.preprocessor.crop_size);
-    let mut recipe = ClipRecipe::for_model(
+    let mut recipe = recipe_for_model(
         &folder.preprocessor,
         crop,
         job.test_clips,

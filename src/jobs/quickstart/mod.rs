@@ -9,21 +9,21 @@
 //! 5. export the fine-tuned classifier as safetensors with its config and preprocessing, reload the
 //!    export, and check that it reproduces the evaluation exactly.
 
-pub mod small_student;
+mod small_student;
 
-pub use small_student::small_xkd_config;
+pub use small_student::SmallStudent;
 
 use crate::checkpoint::export::{export_model, Layout};
 use crate::data::splits::Fold;
 use crate::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig, SynthDatasetSummary};
 use crate::eval::report::EvalReport;
+use crate::jobs::dataset_spec::{DatasetKind, DatasetSpec};
+use crate::jobs::evaluate::{evaluate_folder, EvalOptions};
+use crate::jobs::finetune::{run_finetune, FinetuneJob, FoldRun};
 use crate::models::folder::ModelFolder;
-use crate::tasks::dataset_spec::{DatasetKind, DatasetSpec};
-use crate::tasks::evaluate::{evaluate_folder, EvalOptions};
-use crate::tasks::finetune::{run_finetune, FinetuneJob, FoldRun};
 use crate::train::finetune_config::FinetuneConfig;
 use candle_core::{DType, Device, Result};
-use small_student::{pretrain_small_student, SmallStudent};
+use small_student::pretrain_small_student;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -90,14 +90,14 @@ pub struct QuickstartReport {
 
 fn obtain_student(opts: &QuickstartOptions, dev: &Device) -> Result<StudentSource> {
     if let Some(spec) = &opts.student {
-        let dir = crate::models::resolve::resolve_model(spec)?;
+        let dir = crate::hub::resolve::resolve_model(spec)?;
         return Ok(StudentSource::Given {
             spec: spec.clone(),
             dir,
         });
     }
     if !opts.offline {
-        match crate::models::resolve::resolve_model(DEFAULT_STUDENT) {
+        match crate::hub::resolve::resolve_model(DEFAULT_STUDENT) {
             Ok(dir) => {
                 return Ok(StudentSource::Downloaded {
                     spec: DEFAULT_STUDENT.to_string(),

@@ -5,14 +5,15 @@
 use avkd::checkpoint::export::write_model_folder;
 use avkd::data::splits::Fold;
 use avkd::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig};
+use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
+use avkd::jobs::evaluate::{evaluate_folder, EvalOptions};
+use avkd::jobs::finetune::{run_finetune, FinetuneJob};
+use avkd::jobs::linear::{run_linear, LinearClassifier, LinearJob};
+use avkd::jobs::quickstart::synthetic_finetune_config;
 use avkd::models::folder::ModelFolder;
+use avkd::models::xkd::net::XkdConfig;
 use avkd::models::xkd::VideoViT;
 use avkd::nn::param_store::ParamStore;
-use avkd::quickstart::{small_xkd_config, synthetic_finetune_config};
-use avkd::tasks::dataset_spec::{DatasetKind, DatasetSpec};
-use avkd::tasks::evaluate::{evaluate_folder, EvalOptions};
-use avkd::tasks::finetune::{run_finetune, FinetuneJob};
-use avkd::tasks::linear::{run_linear, LinearClassifier, LinearJob};
 use avkd::train::finetune_config::FinetuneConfig;
 use candle_core::{DType, Device};
 use std::collections::BTreeMap;
@@ -38,7 +39,7 @@ fn dataset(root: &Path) {
 
 /// A randomly initialised small XKD video student as a model folder.
 fn student(dir: &Path) {
-    let cfg = small_xkd_config().video;
+    let cfg = XkdConfig::tiny_synthetic().video;
     let store = ParamStore::new(7, DType::F32, &Device::Cpu);
     VideoViT::new(&cfg, store.builder()).unwrap();
     let tensors = store.tensors().unwrap();
@@ -108,13 +109,13 @@ fn finetune_evaluate_reload_linear_predict() {
     let video = root
         .join("UCF-101")
         .join(video.lines().next().unwrap().trim());
-    let preds = avkd::tasks::predict::predict(&last, &video, 3, &EvalOptions::default(), &dev)
+    let preds = avkd::jobs::predict::predict(&last, &video, 3, &EvalOptions::default(), &dev)
         .expect("prediction");
     assert_eq!(preds.len(), 3);
     assert!(preds[0].score >= preds[1].score && preds[1].score >= preds[2].score);
     assert!(preds[0].label.starts_with("Move"));
     let missing = root.join("UCF-101/Move000/no_such_video.avi");
-    let err = avkd::tasks::predict::predict(&last, &missing, 3, &EvalOptions::default(), &dev)
+    let err = avkd::jobs::predict::predict(&last, &missing, 3, &EvalOptions::default(), &dev)
         .expect_err("a missing video");
     assert!(
         err.to_string().contains("no_such_video.avi: no such video"),
@@ -350,7 +351,7 @@ fn containers_without_ffmpeg_say_how_to_proceed() {
 /// the reloaded export checked.
 #[test]
 fn quickstart_offline_pretrains_finetunes_evaluates_and_exports() {
-    use avkd::quickstart::{run, QuickstartOptions, StudentSource};
+    use avkd::jobs::quickstart::{run, QuickstartOptions, StudentSource};
     let dir = temp_dir("quickstart");
     let opts = QuickstartOptions {
         out: dir.clone(),
@@ -371,7 +372,7 @@ fn quickstart_offline_pretrains_finetunes_evaluates_and_exports() {
 
     assert_eq!(
         r.finetune.summary.epochs_run,
-        avkd::quickstart::SMALL_STUDENT_EPOCHS
+        avkd::jobs::quickstart::SMALL_STUDENT_EPOCHS
     );
     let m = &r.report.folds[0].metrics;
     assert_eq!(m.num_videos, 32);
