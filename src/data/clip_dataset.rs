@@ -21,8 +21,9 @@ pub struct ClipRecipe {
     pub train: TrainAugment,
     pub test: TestAugment,
     pub norm: Normalization,
-    /// Frame rate assumed for media that do not state theirs.
-    pub default_fps: f64,
+    /// The frame rate of frame folders without `meta.json` (`--fps`). `None`: such folders are
+    /// refused where the rate matters (XKD's sampling), never given an assumed one.
+    pub fps: Option<f64>,
 }
 
 impl ClipRecipe {
@@ -30,13 +31,17 @@ impl ClipRecipe {
     /// fixed rate (`fps` set: 32 frames at 8 fps, RandAugment, 3 clips x 3 crops at test), CCL's
     /// R(2+1)D takes consecutive frames (`fps` unset: 16 frames, every 16-frame window at test).
     /// `crop` overrides the crop size (XKD fine-tunes at 224 from a 112 student);
-    /// `test_clips` overrides the number of test clips (XKD).
+    /// `test_clips` overrides the number of test clips (XKD); `fps` is the rate of media that
+    /// state none (see [`ClipRecipe::fps`]).
     pub fn for_model(
         pre: &PreprocessorConfig,
         crop: Option<usize>,
         test_clips: Option<usize>,
-        default_fps: f64,
+        fps: Option<f64>,
     ) -> Result<Self> {
+        if let Some(f) = fps.filter(|f| !(f.is_finite() && *f > 0.0)) {
+            candle_core::bail!("--fps must be a positive frame rate, found {f}")
+        }
         let frames = pre.num_frames.ok_or_else(|| {
             candle_core::Error::Msg(
                 "the model's preprocessor_config.json has no `num_frames`: not a video model"
@@ -76,8 +81,18 @@ impl ClipRecipe {
             train,
             test,
             norm,
-            default_fps,
+            fps,
         })
+    }
+
+    /// The source frame rate to sample `video` with. XKD resamples to its own rate, so it needs the
+    /// video's: an error naming the video when it states none and the recipe has none. CCL takes
+    /// consecutive frames, which no rate changes.
+    pub fn source_fps(&self, video: &VideoSource) -> Result<f64> {
+        match self.sampling {
+            ClipSampling::Xkd { .. } => video.fps(),
+            ClipSampling::Ccl { .. } => Ok(video.fps().unwrap_or(1.0)),
+        }
     }
 
     /// Test clips per video (`None`: every window, so it depends on the video's length) and
@@ -141,7 +156,7 @@ impl ClipDataset {
     }
 
     fn open(&self, sample: &Sample) -> Result<VideoSource> {
-        VideoSource::open(&self.root, &sample.video, self.recipe.default_fps)
+        VideoSource::open(&self.root, &sample.video, self.recipe.fps)
     }
 
     /// One random training clip of video `index` and its label.
@@ -149,10 +164,11 @@ impl ClipDataset {
         let sample = self.sample(index)?;
         let clip = (|| {
             let video = self.open(sample)?;
-            let indices =
-                self.recipe
-                    .sampling
-                    .train_indices(video.num_frames(), video.fps(), rng)?;
+            let fps = self.recipe.source_fps(&video)?;
+            let indices = self
+                .recipe
+                .sampling
+                .train_indices(video.num_frames(), fps, rng)?;
             let frames = video.read(&indices)?;
             self.recipe.train.apply(&frames, &self.recipe.norm, rng)
         })()
@@ -165,10 +181,8 @@ impl ClipDataset {
         let sample = self.sample(index)?;
         let views = (|| {
             let video = self.open(sample)?;
-            let clips = self
-                .recipe
-                .sampling
-                .test_indices(video.num_frames(), video.fps())?;
+            let fps = self.recipe.source_fps(&video)?;
+            let clips = self.recipe.sampling.test_indices(video.num_frames(), fps)?;
             // One read for all clips, so overlapping windows decode each frame once.
             let all: Vec<usize> = clips.iter().flatten().copied().collect();
             let frames = video.read(&all)?;

@@ -52,14 +52,6 @@ impl DatasetKind {
         }
     }
 
-    /// The frame rate of the benchmark's videos, for media that do not state theirs.
-    pub fn nominal_fps(self) -> f64 {
-        match self {
-            Self::Hmdb51 => 30.0,
-            _ => 25.0,
-        }
-    }
-
     /// (video folder, split folder) names of the official archives.
     fn official_dirs(self) -> (&'static str, &'static str) {
         match self {
@@ -83,6 +75,9 @@ pub struct DatasetSpec {
     pub train_list: Option<PathBuf>,
     pub test_list: Option<PathBuf>,
     pub class_list: Option<PathBuf>,
+    /// The frame rate of frame folders that carry no `meta.json` (`--fps`); without it such
+    /// folders are refused where the rate matters, never given an assumed one.
+    pub fps: Option<f64>,
 }
 
 impl DatasetSpec {
@@ -97,6 +92,7 @@ impl DatasetSpec {
             train_list: None,
             test_list: None,
             class_list: None,
+            fps: None,
         }
     }
 
