@@ -334,6 +334,22 @@ fn quickstart_offline_pretrains_finetunes_evaluates_and_exports() {
     let StudentSource::Pretrained(small) = &r.student else {
         panic!("offline, the quickstart must pre-train its own student")
     };
+    // It says why: --offline, not a network failure.
+    assert_eq!(
+        r.pretrained_because,
+        Some(avkd::quickstart::PretrainReason::Offline)
+    );
+    let because = r.pretrained_because.as_ref().unwrap().to_string();
+    assert!(
+        because.contains("--offline was given") && !because.contains("Hub"),
+        "{because}"
+    );
+    let failed = avkd::quickstart::PretrainReason::HubFailed("connection refused".into());
+    assert!(
+        failed.to_string().contains("the Hub did not give")
+            && failed.to_string().contains("connection refused"),
+        "{failed}"
+    );
     assert_eq!(small.summary.steps, 60);
     assert!(small.video_student.join("model.safetensors").is_file());
     assert_eq!(small.probe_reloaded, small.probe_after);
