@@ -7,12 +7,15 @@
 //! (`np.arange(start, min(start + dur − 0.5/fps, end), 1/8)[:int(dur·8)]`, `int(t·fps)`) with
 //! `fps = Fraction(25)` or `Fraction(30000, 1001)`.
 
+use avkd::data::clip_dataset::{ClipDataset, ClipRecipe};
 use avkd::data::clip_sampling::{
     ccl_even_crop, ccl_random_crop, ccl_sliding_window, linspace_starts, xkd_frame_indices,
-    CclTest, ClipSampling,
+    xkd_test_indices, CclTest, ClipSampling,
 };
 use avkd::data::loader::{BadSample, Loader, LoaderConfig};
+use avkd::data::splits::Sample;
 use avkd::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig};
+use avkd::data::transforms::{Normalization, ResizeKind, TestAugment, TrainAugment};
 use avkd::data::video::{frames_to_tensor, FrameFolder};
 use avkd::nn::rng::SeededRng;
 use candle_core::{Device, Result};
@@ -472,4 +475,94 @@ fn real_frame_folders_load_the_same_on_any_workers() {
         inline.iter().map(|(_, (idx, _))| idx[0]).collect();
     assert!(starts.len() > 1);
     assert_eq!(run(3), inline);
+}
+
+/// A frame folder of `n` solid grey PNG frames, frame i of level 4·i, so a decoded clip tells which
+/// source frames it holds.
+fn numbered_frames(dir: &Path, n: usize) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let level = u8::try_from(4 * i).unwrap();
+        avkd::data::video::RgbImage::from_pixel(16, 16, image::Rgb([level; 3]))
+            .save(dir.join(format!("img_{:05}.png", i + 1)))
+            .unwrap();
+    }
+}
+
+/// The source frame of every frame of every test view (channel 0, top-left pixel, unnormalised).
+fn view_frames(data: &ClipDataset) -> candle_core::Result<Vec<Vec<usize>>> {
+    let (views, _) = data.test_views(0)?;
+    Ok(views
+        .iter()
+        .map(|v| {
+            let hw = v.height * v.width;
+            (0..v.frames)
+                .map(|t| (v.data[t * hw] * 255.0 / 4.0).round() as usize)
+                .collect()
+        })
+        .collect())
+}
+
+#[test]
+fn frame_rate_comes_from_meta_json_or_fps_and_is_never_assumed() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data_loader_fps");
+    numbered_frames(&root.join("Wave/v_Wave_g01_c01"), 60);
+    let recipe = |sampling, fps| ClipRecipe {
+        sampling,
+        train: TrainAugment::xkd_finetune(16),
+        test: TestAugment {
+            short_side: 16,
+            crop: 16,
+            crops: 1,
+            resize: ResizeKind::PilBilinear,
+        },
+        norm: Normalization {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        },
+        fps,
+    };
+    let xkd = ClipSampling::Xkd {
+        frames: 8,
+        fps: 8.0,
+        clips: 3,
+    };
+    let dataset = |fps| {
+        let sample = Sample {
+            video: PathBuf::from("Wave/v_Wave_g01_c01.avi"),
+            label: 0,
+        };
+        ClipDataset::new(&root, vec![sample], recipe(xkd, fps))
+    };
+
+    // No meta.json and no --fps: refused, naming the folder and how to give the rate.
+    let e = view_frames(&dataset(None)).unwrap_err().to_string();
+    assert!(
+        e.contains("v_Wave_g01_c01") && e.contains("meta.json") && e.contains("--fps"),
+        "{e}"
+    );
+    // CCL takes consecutive frames, which no rate changes: it needs none.
+    let ccl = ClipSampling::Ccl {
+        frames: 8,
+        clips: CclTest::Sliding { stride: 8 },
+    };
+    let data = ClipDataset::new(&root, dataset(None).samples().to_vec(), recipe(ccl, None));
+    assert_eq!(view_frames(&data).unwrap()[1], range(8, 16));
+
+    // meta.json at 12 fps: XKD's 8-fps resampling of a 5-s video, not of a 2.4-s one at 25 fps.
+    let at_12 = xkd_test_indices(60, 12.0, 8, 8.0, 3);
+    assert_ne!(at_12, xkd_test_indices(60, 25.0, 8, 8.0, 3));
+    std::fs::write(root.join("Wave/v_Wave_g01_c01/meta.json"), r#"{"fps": 12}"#).unwrap();
+    assert_eq!(view_frames(&dataset(None)).unwrap(), at_12);
+    // The folder's own rate wins over --fps.
+    assert_eq!(view_frames(&dataset(Some(30.0))).unwrap(), at_12);
+
+    // Without meta.json, --fps gives the rate.
+    std::fs::remove_file(root.join("Wave/v_Wave_g01_c01/meta.json")).unwrap();
+    assert_eq!(view_frames(&dataset(Some(12.0))).unwrap(), at_12);
+    assert_eq!(
+        view_frames(&dataset(Some(25.0))).unwrap(),
+        xkd_test_indices(60, 25.0, 8, 8.0, 3)
+    );
 }

@@ -7,6 +7,7 @@ use avkd::data::splits::{
     hmdb51, hmdb51_classes, load_folds, plain_list, read_class_index, ucf101, ucf51, Fold, Sample,
     SplitFormat, UCF51_CLASSES,
 };
+use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
 use std::path::{Path, PathBuf};
 
 /// UCF101's `classInd.txt` order (1-based in the file).
@@ -386,6 +387,102 @@ fn hmdb51_errors_name_the_file_and_line() {
     let e = err_of(hmdb51(&dir, 3));
     assert!(
         e.contains("climb_test_split3.txt:2: expected a bare file name"),
+        "{e}"
+    );
+}
+
+/// A 3-class HMDB51-format dataset with invented class names, in the official layout: frame
+/// folders under `hmdb51/<class>/<video>/` and the per-class split files in `split_dir`.
+fn write_hmdb_subset(root: &Path, split_dir: &Path) {
+    for class in ["wave_flag", "juggle_torch", "pour_tea"] {
+        for fold in 1..=3 {
+            let mut text = String::new();
+            for v in 0..3 {
+                let id = [1, 2, 0][(v + fold) % 3];
+                text.push_str(&format!("{class}_clip_{v}.avi {id} \n"));
+                write(
+                    &root.join(format!("hmdb51/{class}/{class}_clip_{v}/img_00001.jpg")),
+                    "jpg",
+                );
+            }
+            write(
+                &split_dir.join(format!("{class}_test_split{fold}.txt")),
+                &text,
+            );
+        }
+    }
+}
+
+#[test]
+fn hmdb51_split_folder_is_found_for_any_classes() {
+    // Side by side with the videos, as the official archives unpack.
+    let root = scratch("hmdb51_subset");
+    write_hmdb_subset(&root, &root.join("testTrainMulti_7030_splits"));
+    let spec = DatasetSpec::new(DatasetKind::Hmdb51, &root, Fold::All);
+    let splits = spec.load().unwrap();
+    assert_eq!(splits.len(), 3);
+    assert_eq!(spec.video_root(), root.join("hmdb51"));
+    for split in &splits {
+        assert_eq!(split.classes, ["juggle_torch", "pour_tea", "wave_flag"]);
+        assert_eq!((split.train.len(), split.test.len()), (3, 3));
+        split.require_videos(&spec.video_root()).unwrap();
+    }
+    assert!(splits[0].train.contains(&Sample {
+        video: PathBuf::from("pour_tea/pour_tea_clip_2.avi"),
+        label: 1,
+    }));
+
+    // One level further down (the .rar's `test_train_splits/testTrainMulti_7030_splits/`), under
+    // any folder name.
+    let root = scratch("hmdb51_subset_nested");
+    write_hmdb_subset(&root, &root.join("lists/fold_files"));
+    let spec = DatasetSpec::new(DatasetKind::Hmdb51, &root, Fold::One(2));
+    let splits = spec.load().unwrap();
+    assert_eq!(splits[0].name, "hmdb51 fold 2");
+    assert_eq!(splits[0].num_classes(), 3);
+
+    // In the root itself.
+    let root = scratch("hmdb51_subset_flat");
+    write_hmdb_subset(&root, &root);
+    let spec = DatasetSpec::new(DatasetKind::Hmdb51, &root, Fold::One(1));
+    assert_eq!(spec.load().unwrap()[0].num_classes(), 3);
+}
+
+#[test]
+fn hmdb51_missing_split_folder_names_where_it_looked() {
+    let root = scratch("hmdb51_no_splits");
+    write(
+        &root.join("hmdb51/pour_tea/pour_tea_clip_0/img_00001.jpg"),
+        "jpg",
+    );
+    // Split files of another format do not count.
+    write(&root.join("lists/classInd.txt"), "1 pour_tea\n");
+    write(&root.join("lists/pour_tea_test_split2.txt"), "a.avi 1\n");
+    let e = err_of(DatasetSpec::new(DatasetKind::Hmdb51, &root, Fold::One(1)).load());
+    assert!(e.contains("`*_test_split1.txt`"), "{e}");
+    for dir in [
+        root.clone(),
+        root.join("hmdb51"),
+        root.join("lists"),
+        root.join("hmdb51/pour_tea"),
+    ] {
+        assert!(
+            e.contains(&format!("{},", dir.display()))
+                || e.contains(&format!("{};", dir.display())),
+            "{} not named: {e}",
+            dir.display()
+        );
+    }
+    assert!(e.contains("--splits"), "{e}");
+
+    // Two candidate folders at the same depth: neither is guessed.
+    write(&root.join("a/kick_test_split1.txt"), "x.avi 1\n");
+    write(&root.join("b/kick_test_split1.txt"), "x.avi 1\n");
+    let e = err_of(DatasetSpec::new(DatasetKind::Hmdb51, &root, Fold::One(1)).load());
+    assert!(
+        e.contains(&root.join("a").display().to_string())
+            && e.contains(&root.join("b").display().to_string())
+            && e.contains("--splits"),
         "{e}"
     );
 }

@@ -109,13 +109,13 @@ fn finetune_evaluate_reload_linear_predict() {
     let video = root
         .join("UCF-101")
         .join(video.lines().next().unwrap().trim());
-    let preds = avkd::jobs::predict::predict(&last, &video, 3, &EvalOptions::default(), &dev)
+    let preds = avkd::jobs::predict::predict(&last, &video, None, 3, &EvalOptions::default(), &dev)
         .expect("prediction");
     assert_eq!(preds.len(), 3);
     assert!(preds[0].score >= preds[1].score && preds[1].score >= preds[2].score);
     assert!(preds[0].label.starts_with("Move"));
     let missing = root.join("UCF-101/Move000/no_such_video.avi");
-    let err = avkd::jobs::predict::predict(&last, &missing, 3, &EvalOptions::default(), &dev)
+    let err = avkd::jobs::predict::predict(&last, &missing, None, 3, &EvalOptions::default(), &dev)
         .expect_err("a missing video");
     assert!(
         err.to_string().contains("no_such_video.avi: no such video"),
@@ -337,7 +337,7 @@ fn ccl_student_finetunes_with_the_ccl_recipe() {
 fn containers_without_ffmpeg_say_how_to_proceed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/media");
     let err =
-        avkd::data::video_source::VideoSource::open(&root, Path::new("xvid_mp3_2s.avi"), 25.0)
+        avkd::data::video_source::VideoSource::open(&root, Path::new("xvid_mp3_2s.avi"), None)
             .expect_err("an .avi needs the ffmpeg feature");
     let text = err.to_string();
     assert!(
@@ -366,6 +366,22 @@ fn quickstart_offline_pretrains_finetunes_evaluates_and_exports() {
     let StudentSource::Pretrained(small) = &r.student else {
         panic!("offline, the quickstart must pre-train its own student")
     };
+    // It says why: --offline, not a network failure.
+    assert_eq!(
+        r.pretrained_because,
+        Some(avkd::jobs::quickstart::PretrainReason::Offline)
+    );
+    let because = r.pretrained_because.as_ref().unwrap().to_string();
+    assert!(
+        because.contains("--offline was given") && !because.contains("Hub"),
+        "{because}"
+    );
+    let failed = avkd::jobs::quickstart::PretrainReason::HubFailed("connection refused".into());
+    assert!(
+        failed.to_string().contains("the Hub did not give")
+            && failed.to_string().contains("connection refused"),
+        "{failed}"
+    );
     assert_eq!(small.summary.steps, 60);
     assert!(small.video_student.join("model.safetensors").is_file());
     assert_eq!(small.probe_reloaded, small.probe_after);
@@ -391,5 +407,61 @@ fn quickstart_offline_pretrains_finetunes_evaluates_and_exports() {
         assert!(r.export_dir.join(f).is_file(), "export lacks {f}");
     }
     assert_eq!(r.reloaded.folds[0].metrics, *m);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `avkd predict` on a frame folder that states no frame rate: refused, naming the folder, before
+/// any assumption; `--fps` or a `meta.json` supplies the rate.
+#[test]
+fn predict_needs_the_frame_rate_of_a_bare_frame_folder() {
+    use avkd::models::classifier::{VideoClassifier, VideoClassifierConfig};
+    let dir = temp_dir("predict-fps");
+    let cfg = VideoClassifierConfig {
+        backbone: XkdConfig::tiny_synthetic().video,
+        num_classes: 3,
+        head_dropout: 0.0,
+    };
+    let store = ParamStore::new(5, DType::F32, &Device::Cpu);
+    VideoClassifier::new(&cfg, store.builder()).unwrap();
+    let model = dir.join("classifier");
+    let tensors = store.tensors().unwrap();
+    write_model_folder(
+        &model,
+        "xkd-video-classifier",
+        &cfg,
+        &tensors,
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let folder = ModelFolder::open(&model).unwrap();
+
+    let video = dir.join("clip");
+    std::fs::create_dir_all(&video).unwrap();
+    for i in 0..24u8 {
+        avkd::data::video::RgbImage::from_fn(40, 32, |x, y| {
+            image::Rgb([(x as u8).wrapping_mul(6), (y as u8) * 7, i * 10])
+        })
+        .save(video.join(format!("img_{:05}.png", i + 1)))
+        .unwrap();
+    }
+    let (opts, dev) = (EvalOptions::default(), Device::Cpu);
+    let predict = |fps| avkd::jobs::predict::predict(&folder, &video, fps, 3, &opts, &dev);
+    let err = predict(None)
+        .expect_err("no frame rate anywhere")
+        .to_string();
+    assert!(
+        err.contains(&video.display().to_string())
+            && err.contains("meta.json")
+            && err.contains("--fps"),
+        "{err}"
+    );
+    let given = predict(Some(12.0)).expect("--fps gives the rate");
+    assert_eq!(given.len(), 3);
+    std::fs::write(video.join("meta.json"), r#"{"fps": 12}"#).unwrap();
+    let stated = predict(None).expect("meta.json gives the rate");
+    let scores = |p: &[avkd::jobs::predict::Prediction]| {
+        p.iter().map(|p| (p.class, p.score)).collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&stated), scores(&given));
     std::fs::remove_dir_all(&dir).ok();
 }

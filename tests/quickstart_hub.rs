@@ -73,6 +73,7 @@ fn quickstart_downloads_the_zoo_student_when_the_hub_answers() {
         panic!("the Hub answered, so the quickstart must use the downloaded student")
     };
     assert_eq!(spec, DEFAULT_STUDENT);
+    assert_eq!(r.pretrained_because, None);
     let snapshot = cache
         .join(format!("models--{}", repo_id.replace('/', "--")))
         .join("snapshots")

@@ -82,8 +82,8 @@ fn clips_per_s(
     let n = items.len() * rounds;
     let load = Arc::new(move |i: usize, rng: &mut SeededRng| -> Result<ClipArray> {
         let path = &items[i % items.len()];
-        let video = VideoSource::open(Path::new(""), path, 25.0)?;
-        let indices = sampling.train_indices(video.num_frames(), video.fps(), rng)?;
+        let video = VideoSource::open(Path::new(""), path, None)?;
+        let indices = sampling.train_indices(video.num_frames(), video.fps()?, rng)?;
         let frames = video.read(&indices)?;
         match &train {
             Some(aug) => aug.apply(&frames, &norm, rng),

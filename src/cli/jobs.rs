@@ -41,6 +41,9 @@ pub struct DatasetArgs {
     /// `--dataset list`: class names, one per line (optional).
     #[arg(long)]
     pub class_list: Option<PathBuf>,
+    /// Frame rate of frame folders that carry no meta.json.
+    #[arg(long)]
+    pub fps: Option<f64>,
 }
 
 impl DatasetArgs {
@@ -54,6 +57,7 @@ impl DatasetArgs {
             train_list: self.train_list.clone(),
             test_list: self.test_list.clone(),
             class_list: self.class_list.clone(),
+            fps: self.fps,
         }
     }
 }
@@ -208,6 +212,9 @@ pub struct PredictArgs {
     pub model: String,
     /// A video file, or a folder of its frames.
     pub video: PathBuf,
+    /// Frame rate of frame folders that carry no meta.json.
+    #[arg(long)]
+    pub fps: Option<f64>,
     /// How many classes to show.
     #[arg(short, long, default_value_t = 5)]
     pub topk: usize,
@@ -360,6 +367,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     let preds = avkd::jobs::predict::predict(
         &folder,
         &args.video,
+        args.fps,
         args.topk,
         &EvalOptions::default(),
         &dev,

@@ -59,8 +59,12 @@ fn print_report(r: &avkd::jobs::quickstart::QuickstartReport) {
         }
         StudentSource::Pretrained(s) => {
             let p = &s.summary;
+            let because = r
+                .pretrained_because
+                .as_ref()
+                .map_or_else(|| "no student was given".to_string(), |b| b.to_string());
             println!(
-                "2. student: the Hub was not reachable, so a small XKD net was pre-trained here: {} steps in {:.1} s, loss {:.3} -> {:.3}; nearest-centroid probe {:.1} % -> {:.1} % (chance {:.1} %) -> {}",
+                "2. student: {because}, so a small XKD net was pre-trained here: {} steps in {:.1} s, loss {:.3} -> {:.3}; nearest-centroid probe {:.1} % -> {:.1} % (chance {:.1} %) -> {}",
                 p.steps, p.seconds, p.early_mean_loss, p.late_mean_loss,
                 100.0 * s.probe_before, 100.0 * s.probe_after, 100.0 * s.chance,
                 s.video_student.display()

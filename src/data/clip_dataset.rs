@@ -20,11 +20,22 @@ pub struct ClipRecipe {
     pub train: TrainAugment,
     pub test: TestAugment,
     pub norm: Normalization,
-    /// Frame rate assumed for media that do not state theirs.
-    pub default_fps: f64,
+    /// The frame rate of frame folders without `meta.json` (`--fps`). `None`: such folders are
+    /// refused where the rate matters (XKD's sampling), never given an assumed one.
+    pub fps: Option<f64>,
 }
 
 impl ClipRecipe {
+    /// The source frame rate to sample `video` with. XKD resamples to its own rate, so it needs the
+    /// video's: an error naming the video when it states none and the recipe has none. CCL takes
+    /// consecutive frames, which no rate changes.
+    pub fn source_fps(&self, video: &VideoSource) -> Result<f64> {
+        match self.sampling {
+            ClipSampling::Xkd { .. } => video.fps(),
+            ClipSampling::Ccl { .. } => Ok(video.fps().unwrap_or(1.0)),
+        }
+    }
+
     /// Test clips per video (`None`: every window, so it depends on the video's length) and
     /// crops per clip.
     pub fn views_per_video(&self) -> (Option<usize>, usize) {
@@ -86,7 +97,7 @@ impl ClipDataset {
     }
 
     fn open(&self, sample: &Sample) -> Result<VideoSource> {
-        VideoSource::open(&self.root, &sample.video, self.recipe.default_fps)
+        VideoSource::open(&self.root, &sample.video, self.recipe.fps)
     }
 
     /// One random training clip of video `index` and its label.
@@ -94,10 +105,11 @@ impl ClipDataset {
         let sample = self.sample(index)?;
         let clip = (|| {
             let video = self.open(sample)?;
-            let indices =
-                self.recipe
-                    .sampling
-                    .train_indices(video.num_frames(), video.fps(), rng)?;
+            let fps = self.recipe.source_fps(&video)?;
+            let indices = self
+                .recipe
+                .sampling
+                .train_indices(video.num_frames(), fps, rng)?;
             let frames = video.read(&indices)?;
             self.recipe.train.apply(&frames, &self.recipe.norm, rng)
         })()
@@ -110,10 +122,8 @@ impl ClipDataset {
         let sample = self.sample(index)?;
         let views = (|| {
             let video = self.open(sample)?;
-            let clips = self
-                .recipe
-                .sampling
-                .test_indices(video.num_frames(), video.fps())?;
+            let fps = self.recipe.source_fps(&video)?;
+            let clips = self.recipe.sampling.test_indices(video.num_frames(), fps)?;
             // One read for all clips, so overlapping windows decode each frame once.
             let all: Vec<usize> = clips.iter().flatten().copied().collect();
             let frames = video.read(&all)?;

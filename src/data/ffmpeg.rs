@@ -82,7 +82,14 @@ fn video_stream(path: &Path, input: &format::context::Input) -> Result<VideoStre
         .ok_or_else(|| err(path, "no video stream"))?;
     let fps = rational(s.avg_frame_rate())
         .or_else(|| rational(s.rate()))
-        .ok_or_else(|| err(path, "the video stream has no frame rate"))?;
+        .ok_or_else(|| {
+            err(
+                path,
+                "the video stream states no frame rate, which decoding needs: extract its frames \
+                 to a folder (`ffmpeg -i v.avi v/img_%05d.jpg`) and give their rate there, \
+                 in v/meta.json as {\"fps\": N} or with --fps N",
+            )
+        })?;
     let time_base = rational(s.time_base()).ok_or_else(|| err(path, "invalid time base"))?;
     let start = if s.start_time() == ff::ffi::AV_NOPTS_VALUE {
         0

@@ -17,7 +17,12 @@ pub fn write_avi_files(dataset: &Path, remove_frames: bool) -> Result<usize> {
             let frames = FrameFolder::open(&folder)?;
             let images = frames.read(&(0..frames.len()).collect::<Vec<_>>())?;
             let audio = decode_file(&folder.join("audio.wav"))?;
-            let fps = frames.fps().unwrap_or(25.0);
+            let fps = frames.fps().ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "{}: no meta.json giving the frame rate to encode at",
+                    folder.display()
+                ))
+            })?;
             super::ffmpeg::write_avi(&avi, &images, fps, &audio.samples, audio.sample_rate)?;
             written += 1;
         }

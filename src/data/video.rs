@@ -5,8 +5,8 @@
 //!
 //! Frames are ordered by name with numbers compared as numbers, so `img_2.jpg` comes before
 //! `img_10.jpg` as well as `img_00002.jpg` before `img_00010.jpg`. A `meta.json` in the folder
-//! ([`FrameFolderMeta`]) gives the frame rate; without one the caller supplies the dataset's (UCF101
-//! is 25 fps, HMDB51 30 fps).
+//! ([`FrameFolderMeta`]) gives the frame rate; without one the caller must supply it (`--fps`), as
+//! none is assumed.
 
 use candle_core::{Device, Result, Tensor};
 pub use image::RgbImage;

@@ -2,11 +2,13 @@
 //! available) or a container decoded in-process through FFmpeg's libraries (feature `ffmpeg`).
 //!
 //! The clip samplers need the frame count and the frame rate before they choose indices; both come
-//! from the folder's `meta.json` or the container's stream, and otherwise from the dataset's
-//! nominal rate (UCF101 25 fps, HMDB51 30 fps).
+//! from the folder's `meta.json` or the container's stream. No rate is ever assumed: a frame folder
+//! without `meta.json` takes the rate the caller was given (`--fps`), and without one asking for
+//! its rate is an error that names it and says how to supply it. A container that states no rate
+//! cannot be decoded at all ([`super::ffmpeg::probe`] says so, and how to proceed).
 
 use super::media::{resolve_media, VideoMedia};
-use super::video::{FrameFolder, RgbImage};
+use super::video::{FrameFolder, RgbImage, FRAME_FOLDER_META};
 use candle_core::Result;
 use std::path::{Path, PathBuf};
 
@@ -27,13 +29,20 @@ pub struct VideoSource {
     backend: Backend,
     path: PathBuf,
     num_frames: usize,
-    fps: f64,
+    /// The media's own rate, else the one given to [`VideoSource::open`].
+    fps: Option<f64>,
 }
 
 impl VideoSource {
     /// Opens what exists under `root` for the listed `video` (see [`resolve_media`]);
-    /// `default_fps` is used when the media does not say its rate.
-    pub fn open(root: &Path, video: &Path, default_fps: f64) -> Result<Self> {
+    /// `fps` (`--fps`) is the rate of a frame folder without `meta.json`.
+    pub fn open(root: &Path, video: &Path, fps: Option<f64>) -> Result<Self> {
+        if let Some(f) = fps.filter(|f| !(f.is_finite() && *f > 0.0)) {
+            return Err(msg(format!(
+                "{}: --fps must be a positive frame rate, found {f}",
+                video.display()
+            )));
+        }
         let media = resolve_media(root, video).ok_or_else(|| {
             msg(format!(
                 "{}: no video file or frame folder for it under {}",
@@ -44,26 +53,28 @@ impl VideoSource {
         match media.video {
             VideoMedia::Frames(dir) => {
                 let folder = FrameFolder::open(&dir)?;
-                let fps = folder.fps().unwrap_or(default_fps);
+                if let Some(f) = folder.fps().filter(|f| !(f.is_finite() && *f > 0.0)) {
+                    return Err(msg(format!(
+                        "{}: `fps` must be a positive frame rate, found {f}",
+                        dir.join(FRAME_FOLDER_META).display()
+                    )));
+                }
                 Ok(Self {
                     num_frames: folder.len(),
-                    fps,
+                    fps: folder.fps().or(fps),
                     path: dir,
                     backend: Backend::Frames(folder),
                 })
             }
-            VideoMedia::File(path) => Self::open_file(path, default_fps),
+            VideoMedia::File(path) => Self::open_file(path),
         }
     }
 
+    /// A container's rate is its stream's: [`super::ffmpeg::probe`] refuses a stream without one,
+    /// as decoding maps timestamps to frames through it.
     #[cfg(feature = "ffmpeg")]
-    fn open_file(path: PathBuf, default_fps: f64) -> Result<Self> {
+    fn open_file(path: PathBuf) -> Result<Self> {
         let info = super::ffmpeg::probe(&path)?;
-        let fps = if info.fps.is_finite() && info.fps > 0.0 {
-            info.fps
-        } else {
-            default_fps
-        };
         if info.frames == 0 {
             return Err(msg(format!(
                 "{}: the video stream has no frames",
@@ -72,14 +83,14 @@ impl VideoSource {
         }
         Ok(Self {
             num_frames: info.frames,
-            fps,
+            fps: Some(info.fps),
             backend: Backend::File(path.clone()),
             path,
         })
     }
 
     #[cfg(not(feature = "ffmpeg"))]
-    fn open_file(path: PathBuf, _default_fps: f64) -> Result<Self> {
+    fn open_file(path: PathBuf) -> Result<Self> {
         Err(msg(format!(
             "{}: decoding video containers needs avkd built with `--features ffmpeg`; \
              without it, extract frames to a folder per video (`ffmpeg -i v.avi v/img_%05d.jpg`)",
@@ -91,8 +102,19 @@ impl VideoSource {
         self.num_frames
     }
 
-    pub fn fps(&self) -> f64 {
-        self.fps
+    /// The frame rate: the media's own, else the one given to [`VideoSource::open`]. A frame
+    /// folder that states none, opened without one, is an error naming it and saying how to supply
+    /// the rate.
+    pub fn fps(&self) -> Result<f64> {
+        self.fps.ok_or_else(|| {
+            msg(format!(
+                "{}: the frame folder states no frame rate (it has no {FRAME_FOLDER_META}): \
+                 write {} with {{\"fps\": N}}, N the source video's frames per second, \
+                 or pass --fps N",
+                self.path.display(),
+                self.path.join(FRAME_FOLDER_META).display()
+            ))
+        })
     }
 
     /// The frame folder or the container file.

@@ -12,13 +12,17 @@ use candle_core::Result;
 /// fixed rate (`fps` set: 32 frames at 8 fps, RandAugment, 3 clips x 3 crops at test), CCL's
 /// R(2+1)D takes consecutive frames (`fps` unset: 16 frames, every 16-frame window at test).
 /// `crop` overrides the crop size (XKD fine-tunes at 224 from a 112 student);
-/// `test_clips` overrides the number of test clips (XKD).
+/// `test_clips` overrides the number of test clips (XKD); `fps` is the rate of frame folders that
+/// state none (see [`ClipRecipe::fps`]).
 pub fn recipe_for_model(
     pre: &PreprocessorConfig,
     crop: Option<usize>,
     test_clips: Option<usize>,
-    default_fps: f64,
+    fps: Option<f64>,
 ) -> Result<ClipRecipe> {
+    if let Some(f) = fps.filter(|f| !(f.is_finite() && *f > 0.0)) {
+        candle_core::bail!("--fps must be a positive frame rate, found {f}")
+    }
     let frames = pre.num_frames.ok_or_else(|| {
         candle_core::Error::Msg(
             "the model's preprocessor_config.json has no `num_frames`: not a video model".into(),
@@ -57,6 +61,6 @@ pub fn recipe_for_model(
         train,
         test,
         norm,
-        default_fps,
+        fps,
     })
 }

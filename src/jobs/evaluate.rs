@@ -151,12 +151,7 @@ pub fn evaluate_folder(
 ) -> Result<EvalReport> {
     let model = folder.load(dev)?;
     let logits = classifier_logits(&model)?;
-    let recipe = recipe_for_model(
-        &folder.preprocessor,
-        opts.crop,
-        opts.test_clips,
-        spec.kind.nominal_fps(),
-    )?;
+    let recipe = recipe_for_model(&folder.preprocessor, opts.crop, opts.test_clips, spec.fps)?;
     let mut folds = Vec::new();
     for split in spec.load()? {
         check_classes(folder, &split.classes)?;

@@ -103,12 +103,7 @@ pub fn run_finetune(job: &FinetuneJob, dev: &Device) -> Result<(EvalReport, Vec<
     job.config.validate()?;
     let folder = ModelFolder::open(&job.model)?;
     let crop = job.crop.or(folder.preprocessor.crop_size);
-    let mut recipe = recipe_for_model(
-        &folder.preprocessor,
-        crop,
-        job.test_clips,
-        job.dataset.kind.nominal_fps(),
-    )?;
+    let mut recipe = recipe_for_model(&folder.preprocessor, crop, job.test_clips, job.dataset.fps)?;
     job.config.augment.apply_to(&mut recipe.train);
     let splits = job.dataset.load()?;
     let mut runs = Vec::new();

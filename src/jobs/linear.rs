@@ -141,7 +141,7 @@ pub fn run_linear(folder: &ModelFolder, job: &LinearJob, dev: &Device) -> Result
         &folder.preprocessor,
         job.crop,
         Some(job.test_clips),
-        job.dataset.kind.nominal_fps(),
+        job.dataset.fps,
     )?;
     let crop = recipe.test.crop;
     // XKD's `strong3crop` for training clips, one centre crop at test.

@@ -5,6 +5,7 @@ use super::clip_recipe::recipe_for_model;
 use super::evaluate::{classifier_logits, evaluate_views, EvalOptions};
 use crate::data::clip_dataset::ClipDataset;
 use crate::data::splits::Sample;
+use crate::data::video_source::VideoSource;
 use crate::models::folder::ModelFolder;
 use candle_core::{Device, Result};
 use std::path::Path;
@@ -17,10 +18,12 @@ pub struct Prediction {
     pub score: f32,
 }
 
-/// The `k` best classes for `video` (a container, or a folder of frames).
+/// The `k` best classes for `video` (a container, or a folder of frames). `fps` (`--fps`) is its
+/// frame rate when it states none (a frame folder without `meta.json`).
 pub fn predict(
     folder: &ModelFolder,
     video: &Path,
+    fps: Option<f64>,
     k: usize,
     opts: &EvalOptions,
     dev: &Device,
@@ -29,9 +32,11 @@ pub fn predict(
     if crate::data::media::resolve_media(Path::new(""), video).is_none() {
         candle_core::bail!("{}: no such video file or frame folder", video.display())
     }
+    let recipe = recipe_for_model(&folder.preprocessor, opts.crop, opts.test_clips, fps)?;
+    // A video whose frame rate is unknown is named before the model loads.
+    recipe.source_fps(&VideoSource::open(Path::new(""), video, fps)?)?;
     let model = folder.load(dev)?;
     let logits = classifier_logits(&model)?;
-    let recipe = recipe_for_model(&folder.preprocessor, opts.crop, opts.test_clips, 25.0)?;
     let num_classes = folder.config.model.num_classes().ok_or_else(|| {
         candle_core::Error::Msg(format!(
             "{}: the model has no classifier",

@@ -77,9 +77,29 @@ impl StudentSource {
     }
 }
 
+/// Why the quickstart pre-trained its own student rather than fine-tuning the Hub's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PretrainReason {
+    /// `--offline`: the Hub was never tried.
+    Offline,
+    /// The Hub did not give [`DEFAULT_STUDENT`]: its error, as text.
+    HubFailed(String),
+}
+
+impl std::fmt::Display for PretrainReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Offline => f.write_str("--offline was given"),
+            Self::HubFailed(e) => write!(f, "the Hub did not give {DEFAULT_STUDENT} ({e})"),
+        }
+    }
+}
+
 pub struct QuickstartReport {
     pub dataset: SynthDatasetSummary,
     pub student: StudentSource,
+    /// Why the student was pre-trained here; `None` when it was given or downloaded.
+    pub pretrained_because: Option<PretrainReason>,
     pub finetune: FoldRun,
     pub report: EvalReport,
     pub export_dir: PathBuf,
@@ -88,34 +108,40 @@ pub struct QuickstartReport {
     pub seconds: f64,
 }
 
-fn obtain_student(opts: &QuickstartOptions, dev: &Device) -> Result<StudentSource> {
+fn obtain_student(
+    opts: &QuickstartOptions,
+    dev: &Device,
+) -> Result<(StudentSource, Option<PretrainReason>)> {
     if let Some(spec) = &opts.student {
         let dir = crate::hub::resolve::resolve_model(spec)?;
-        return Ok(StudentSource::Given {
+        let given = StudentSource::Given {
             spec: spec.clone(),
             dir,
-        });
+        };
+        return Ok((given, None));
     }
-    if !opts.offline {
+    let reason = if opts.offline {
+        PretrainReason::Offline
+    } else {
         match crate::hub::resolve::resolve_model(DEFAULT_STUDENT) {
             Ok(dir) => {
-                return Ok(StudentSource::Downloaded {
+                let downloaded = StudentSource::Downloaded {
                     spec: DEFAULT_STUDENT.to_string(),
                     dir,
-                })
+                };
+                return Ok((downloaded, None));
             }
-            Err(e) => tracing::info!(
-                "the Hub did not give {DEFAULT_STUDENT} ({e}); pre-training a small XKD student instead"
-            ),
+            Err(e) => PretrainReason::HubFailed(e.to_string()),
         }
-    }
+    };
+    tracing::info!("{reason}; pre-training a small XKD student instead");
     let small = pretrain_small_student(
         &opts.out.join("pretrain"),
         opts.pretrain_steps,
         opts.seed,
         dev,
     )?;
-    Ok(StudentSource::Pretrained(Box::new(small)))
+    Ok((StudentSource::Pretrained(Box::new(small)), Some(reason)))
 }
 
 /// Fine-tuning settings for the synthetic dataset: XKD's UCF101 recipe (AdamW, layer-wise lr
@@ -152,7 +178,7 @@ pub fn run(opts: &QuickstartOptions, dev: &Device) -> Result<QuickstartReport> {
         },
     )?;
     tracing::info!("{dataset}");
-    let student = obtain_student(opts, dev)?;
+    let (student, pretrained_because) = obtain_student(opts, dev)?;
     // A student from elsewhere (a ViT-B at 112 px) is fine-tuned at the synthetic frames' size and
     // evaluated once at the end (each evaluation of 32 videos x 9 views costs a ViT-B about a
     // minute).
@@ -206,6 +232,7 @@ pub fn run(opts: &QuickstartOptions, dev: &Device) -> Result<QuickstartReport> {
     Ok(QuickstartReport {
         dataset,
         student,
+        pretrained_because,
         finetune,
         report,
         export_dir,
