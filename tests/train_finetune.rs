@@ -6,17 +6,17 @@
 #[path = "train_finetune/support.rs"]
 mod support;
 
+use avkd::jobs::finetune::config::{FinetuneConfig, MixupConfig, OptimizerConfig, ScheduleConfig};
+use avkd::jobs::finetune::model::FinetuneModel;
+use avkd::jobs::finetune::training::{
+    finetune, group_learning_rates, scheduled_lr, steps_per_epoch, RunOptions,
+};
 use avkd::models::config::ModelConfig;
 use avkd::models::folder::ModelFolder;
 use avkd::models::model::{Model, ModelInputs};
 use avkd::models::xkd::net::XkdConfig;
 use avkd::nn::param_store::ParamStore;
 use avkd::nn::rng::SeededRng;
-use avkd::train::finetune::{
-    finetune, group_learning_rates, scheduled_lr, steps_per_epoch, RunOptions,
-};
-use avkd::train::finetune_config::{FinetuneConfig, MixupConfig, OptimizerConfig, ScheduleConfig};
-use avkd::train::finetune_model::FinetuneModel;
 use avkd::train::param_groups::finetune_groups;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use std::path::Path;

@@ -7,10 +7,10 @@ use avkd::eval::linear_svm::{CSelection, LinearSvcConfig};
 use avkd::hub::resolve::resolve_model;
 use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
 use avkd::jobs::evaluate::{evaluate_folder, EvalOptions};
+use avkd::jobs::finetune::config::FinetuneConfig;
 use avkd::jobs::finetune::{run_finetune, FinetuneJob};
 use avkd::jobs::linear::{run_linear, LinearClassifier, LinearJob};
 use avkd::models::folder::ModelFolder;
-use avkd::train::finetune_config::FinetuneConfig;
 use clap::Args;
 use std::path::PathBuf;
 

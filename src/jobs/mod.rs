@@ -13,4 +13,5 @@ pub mod evaluate;
 pub mod finetune;
 pub mod linear;
 pub mod predict;
+pub mod pretrain;
 pub mod quickstart;

@@ -5,21 +5,15 @@
 //! update of momentum teachers is `nn::ema`. Below `eval`, whose linear probe uses the optimisers
 //! here.
 
-pub mod augment_config;
 pub mod clip;
 pub mod collective;
 pub mod engine;
-pub mod finetune;
-pub mod finetune_config;
-pub mod finetune_model;
-pub mod finetune_optim;
 pub mod job;
 pub mod metrics;
 pub mod optim;
 pub mod optimizer;
 pub mod param_groups;
 pub mod plot;
-pub mod pretrain;
 pub mod readback;
 pub mod schedule;
 pub mod sgd;

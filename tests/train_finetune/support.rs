@@ -3,6 +3,11 @@
 #![allow(dead_code)]
 
 use avkd::data::synth::SyntheticAv;
+use avkd::jobs::finetune::config::{FinetuneConfig, ScheduleConfig};
+use avkd::jobs::finetune::model::{FinetuneModel, FinetuneModelOptions};
+use avkd::jobs::finetune::training::{
+    finetune, Batch, EvalOutcome, FinetuneSummary, MixFn, RunOptions, TrainData,
+};
 use avkd::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
 use avkd::models::config::ModelConfig;
 use avkd::models::xkd::net::XkdConfig;
@@ -10,11 +15,6 @@ use avkd::models::xkd::VideoViT;
 use avkd::nn::param_store::ParamStore;
 use avkd::nn::rng::SeededRng;
 use avkd::objectives::smoothing::one_hot_smoothed;
-use avkd::train::finetune::{
-    finetune, Batch, EvalOutcome, FinetuneSummary, MixFn, RunOptions, TrainData,
-};
-use avkd::train::finetune_config::{FinetuneConfig, ScheduleConfig};
-use avkd::train::finetune_model::{FinetuneModel, FinetuneModelOptions};
 use avkd::train::train_state::TrainerState;
 use candle_core::{DType, Device, Result, Tensor};
 use rand::SeedableRng;

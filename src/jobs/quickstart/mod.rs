@@ -19,9 +19,9 @@ use crate::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig, SynthD
 use crate::eval::report::EvalReport;
 use crate::jobs::dataset_spec::{DatasetKind, DatasetSpec};
 use crate::jobs::evaluate::{evaluate_folder, EvalOptions};
+use crate::jobs::finetune::config::FinetuneConfig;
 use crate::jobs::finetune::{run_finetune, FinetuneJob, FoldRun};
 use crate::models::folder::ModelFolder;
-use crate::train::finetune_config::FinetuneConfig;
 use candle_core::{DType, Device, Result};
 use small_student::pretrain_small_student;
 use std::path::{Path, PathBuf};

@@ -7,13 +7,13 @@
 
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::SyntheticAv;
+use crate::jobs::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary, SyntheticAvBatches};
 use crate::models::xkd::encoder::XkdEncoder;
 use crate::models::xkd::net::{XkdConfig, XkdNet};
 use crate::models::xkd::VideoViT;
 use crate::nn::norm::l2_normalize;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
-use crate::train::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary, SyntheticAvBatches};
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

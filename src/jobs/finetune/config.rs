@@ -11,7 +11,7 @@
 //!   [150, 225] γ 0.1 stepped per epoch, 300 epochs, batch 16, plain cross-entropy, validation
 //!   every epoch.
 
-use super::augment_config::AugmentConfig;
+use super::augment::AugmentConfig;
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -45,7 +45,7 @@ pub enum ScheduleConfig {
     Multistep { milestones: Vec<usize>, gamma: f64 },
 }
 
-/// timm `Mixup` parameters (mode `batch`); the mixing itself is the caller's [`super::finetune::MixFn`].
+/// timm `Mixup` parameters (mode `batch`); the mixing itself is the caller's [`super::training::MixFn`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixupConfig {

@@ -5,6 +5,12 @@
 //! Each fold writes `<out>/fold<N>/{last,best}/` (model folders with trainer state),
 //! `metrics.jsonl` and `curves.svg`; the report over folds is `<out>/eval_report.json`.
 
+pub mod augment;
+pub mod config;
+pub mod model;
+pub mod optim;
+pub mod training;
+
 use super::clip_recipe::recipe_for_model;
 use super::dataset_spec::DatasetSpec;
 use super::evaluate::{evaluate_views, skipped_list, view_protocol, EvalOptions};
@@ -15,14 +21,14 @@ use crate::data::transforms::mixup::Mixup;
 use crate::data::transforms::ClipArray;
 use crate::eval::report::{EvalReport, FoldResult, SkippedVideos};
 use crate::eval::video_level::ClassificationMetrics;
+use crate::jobs::finetune::config::FinetuneConfig;
+use crate::jobs::finetune::model::{FinetuneModel, FinetuneModelOptions};
+use crate::jobs::finetune::training::{
+    finetune, Batch, EvalOutcome, FinetuneSummary, RunOptions, TrainData,
+};
 use crate::models::folder::ModelFolder;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
-use crate::train::finetune::{
-    finetune, Batch, EvalOutcome, FinetuneSummary, RunOptions, TrainData,
-};
-use crate::train::finetune_config::FinetuneConfig;
-use crate::train::finetune_model::{FinetuneModel, FinetuneModelOptions};
 use crate::train::plot::plot_metrics;
 use crate::train::train_state::recover_checkpoint;
 use candle_core::{DType, Device, Result, Tensor};

@@ -1,26 +1,26 @@
 //! Supervised fine-tuning (XKD's `video_finetune.py`, CCL's supervised stage) as a [`Job`] on the
-//! training engine ([`super::engine`]), which owns the loop, accumulation, clipping, checkpoints and
+//! training engine ([`crate::train::engine`]), which owns the loop, accumulation, clipping, checkpoints and
 //! exact resume.
 //!
 //! One micro-batch: a training-mode forward, then the soft-target cross-entropy after the mix
 //! function (mixup/cutmix), or the label-smoothed cross-entropy without one. The optimizer is AdamW
 //! (layer-wise lr groups) or SGD, with a per-step warmup + cosine or a per-epoch multi-step lr.
 
-use super::clip::Clipping;
-use super::engine::{Engine, LoopSettings, RunSummary};
-use super::finetune_config::FinetuneConfig;
-use super::finetune_model::FinetuneModel;
-use super::finetune_optim::{build_optimizer, lr_schedule};
-pub use super::finetune_optim::{group_learning_rates, scheduled_lr, steps_per_epoch};
-pub use super::job::{EvalOutcome, TrainData};
-use super::job::{Gradients, Job, StepContext, StepOutput};
-use super::optimizer::OptimizerSlot;
-use super::train_state::{read_model_tensors, TrainerState, MODEL_FILE};
+use super::config::FinetuneConfig;
+use super::model::FinetuneModel;
+use super::optim::{build_optimizer, lr_schedule};
+pub use super::optim::{group_learning_rates, scheduled_lr, steps_per_epoch};
 use crate::checkpoint::export::{write_folder_descriptions, write_safetensors};
 use crate::checkpoint::model_card::CardSource;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::objectives::smoothing::{label_smoothing_ce, soft_target_ce};
+use crate::train::clip::Clipping;
+use crate::train::engine::{Engine, LoopSettings, RunSummary};
+pub use crate::train::job::{EvalOutcome, TrainData};
+use crate::train::job::{Gradients, Job, StepContext, StepOutput};
+use crate::train::optimizer::OptimizerSlot;
+use crate::train::train_state::{read_model_tensors, TrainerState, MODEL_FILE};
 use candle_core::{bail, DType, Result, Tensor, Var, D};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -59,8 +59,8 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    fn engine_options(&self) -> super::engine::RunOptions {
-        super::engine::RunOptions {
+    fn engine_options(&self) -> crate::train::engine::RunOptions {
+        crate::train::engine::RunOptions {
             out_dir: self.out_dir.clone(),
             resume_from: self.resume_from.clone(),
             stop_after_epochs: self.stop_after_epochs,

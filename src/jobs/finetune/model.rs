@@ -7,9 +7,7 @@
 //! matches. Anything else is an error naming the model type. Whatever the model does not use, or
 //! would have to invent beyond the classifier, is reported by name instead of being ignored.
 
-use super::finetune_config::{FinetuneConfig, OptimizerConfig};
-use super::optim::ParamGroup;
-use super::param_groups::{finetune_groups, pretrain_groups};
+use super::config::{FinetuneConfig, OptimizerConfig};
 use crate::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
 use crate::models::classifier::{VideoClassifier, VideoClassifierConfig};
 use crate::models::config::{ModelConfig, PreprocessorConfig, SavedConfig};
@@ -18,6 +16,8 @@ use crate::models::xkd::VideoVitConfig;
 use crate::nn::batch_norm::is_running_stat;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
+use crate::train::optim::ParamGroup;
+use crate::train::param_groups::{finetune_groups, pretrain_groups};
 use candle_core::{bail, Result, Tensor, Var};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

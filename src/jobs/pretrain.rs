@@ -6,18 +6,18 @@
 //!
 //! This runs the quickstart's small pre-training on in-memory synthetic audio-visual batches.
 
-use super::clip::Clipping;
-use super::engine::{Engine, LoopSettings, RunOptions};
-use super::job::{EvalOutcome, Gradients, Job, StepContext, StepOutput, TrainData};
-use super::optim::{AdamW, AdamWConfig};
-use super::optimizer::{Optimizer, OptimizerSlot};
-use super::param_groups::pretrain_groups;
-use super::schedule::{Schedule, WarmupCosine};
-use super::train_state::{read_model_tensors, TrainerState, MODEL_FILE};
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::{AvBatch, SyntheticAv};
 use crate::models::xkd::net::XkdNet;
 use crate::nn::rng::SeededRng;
+use crate::train::clip::Clipping;
+use crate::train::engine::{Engine, LoopSettings, RunOptions};
+use crate::train::job::{EvalOutcome, Gradients, Job, StepContext, StepOutput, TrainData};
+use crate::train::optim::{AdamW, AdamWConfig};
+use crate::train::optimizer::{Optimizer, OptimizerSlot};
+use crate::train::param_groups::pretrain_groups;
+use crate::train::schedule::{Schedule, WarmupCosine};
+use crate::train::train_state::{read_model_tensors, TrainerState, MODEL_FILE};
 use candle_core::{Device, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,11 +1,11 @@
 //! The fine-tuning optimizer and learning-rate schedule from a [`FinetuneConfig`]: AdamW or SGD,
 //! the scheduled lr of a step, and each parameter group's lr.
 
-use super::finetune_config::{FinetuneConfig, OptimizerConfig, ScheduleConfig};
-use super::optim::{AdamW, AdamWConfig, ParamGroup};
-use super::optimizer::Optimizer;
-use super::schedule::{MultiStepLr, Schedule, WarmupCosine};
-use super::sgd::{Sgd, SgdConfig};
+use super::config::{FinetuneConfig, OptimizerConfig, ScheduleConfig};
+use crate::train::optim::{AdamW, AdamWConfig, ParamGroup};
+use crate::train::optimizer::Optimizer;
+use crate::train::schedule::{MultiStepLr, Schedule, WarmupCosine};
+use crate::train::sgd::{Sgd, SgdConfig};
 use candle_core::Result;
 
 /// The optimizer a fine-tuning config asks for, over `groups`.
