@@ -1,52 +1,32 @@
 //! The training engine under the fine-tuning job: odd final batches with mixup, exact resume after
 //! SIGKILL at random moments of a real `avkd finetune` process, recovery of a checkpoint whose
-//! replacement was cut short, logged values read back once per `log_every` steps, and a job with
-//! two optimizers and routed gradients (CCL-AI's step).
+//! replacement was cut short, and logged values read back once per `log_every` steps. (A job with
+//! two optimizers and routed gradients, CCL-AI's step, is tested in tests/ccl_distill.rs.)
 
 #[path = "train_finetune/support.rs"]
 mod support;
 
 use avkd::checkpoint::export::write_model_folder;
-use avkd::checkpoint::export::write_safetensors;
 use avkd::data::splits::Fold;
 use avkd::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig};
 use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
-use avkd::jobs::distill_routing::{ccl_ai, routed_gradients};
 use avkd::jobs::finetune::config::FinetuneConfig;
 use avkd::jobs::finetune::training::RunOptions;
 use avkd::jobs::finetune::{run_finetune, FinetuneJob};
-use avkd::models::ccl::composition::CompositionClassifier;
-use avkd::models::ccl::r2plus1d::{R2Plus1d, R2Plus1dConfig};
-use avkd::models::ccl::resnet::{ResNet, ResNetConfig};
-use avkd::models::xkd::net::XkdConfig;
-use avkd::models::xkd::VideoViT;
-use avkd::nn::batch_norm::is_running_stat;
-use avkd::nn::param_store::ParamStore;
-use avkd::nn::rng::SeededRng;
-use avkd::objectives::ccl::CCL_AI_WEIGHT;
-use avkd::train::clip::Clipping;
-use avkd::train::engine::{Engine, LoopSettings, RunOptions as EngineRunOptions};
-use avkd::train::job::{EvalOutcome, Gradients, Job, StepContext, StepOutput, TrainData};
-use avkd::train::optim::ParamGroup;
-use avkd::train::optimizer::{Optimizer, OptimizerSlot};
+use avkd::models::config::ModelConfig;
 use avkd::train::readback;
-use avkd::train::schedule::{MultiStepLr, Schedule};
-use avkd::train::sgd::{Sgd, SgdConfig};
-use avkd::train::train_state::TrainerState;
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Result, Tensor, Var};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
+/// The tiny XKD video student of the fine-tuning tests, as a model folder.
 fn student(dir: &Path) {
-    let cfg = XkdConfig::tiny_synthetic().video;
-    let store = ParamStore::new(7, DType::F32, &Device::Cpu);
-    VideoViT::new(&cfg, store.builder()).unwrap();
-    let tensors = store.tensors().unwrap();
+    let (ModelConfig::XkdVideo(cfg), tensors) = vit_start().unwrap() else {
+        panic!("vit_start gives an xkd-video student")
+    };
     write_model_folder(dir, "xkd-video", &cfg, &tensors, &BTreeMap::new()).unwrap();
 }
 
@@ -333,245 +313,4 @@ fn logged_values_are_read_back_once_per_log_every_steps() -> Result<()> {
         "the records do not depend on log_every"
     );
     Ok(())
-}
-
-/// CCL-AI's routed step (tests/ccl_distill.rs) as a job: the student and the composition heads in
-/// two SGD slots, gradients routed by the job.
-struct CclAiJob {
-    student: R2Plus1d,
-    teacher: ResNet,
-    img_head: CompositionClassifier,
-    aud_head: CompositionClassifier,
-    student_store: ParamStore,
-    head_store: ParamStore,
-}
-
-/// A tiny CCL setup: R(2+1)D student, frozen ResNet teacher, both composition heads.
-fn ccl_ai_setup() -> CclAiJob {
-    let dev = Device::Cpu;
-    let student_store = ParamStore::new(1, DType::F32, &dev);
-    let student = R2Plus1d::new(
-        &R2Plus1dConfig {
-            depth: 18,
-            widths: [4, 6, 8, 10],
-            in_channels: 3,
-            num_classes: 3,
-        },
-        student_store.builder(),
-    )
-    .unwrap();
-    let teacher_init = ParamStore::new(2, DType::F32, &dev);
-    let cfg = ResNetConfig {
-        layers: [3, 4, 6, 3],
-        widths: [4, 6, 8, 10],
-        num_classes: None,
-    };
-    ResNet::new(&cfg, teacher_init.builder()).unwrap();
-    let teacher = ResNet::new(
-        &cfg,
-        VarBuilder::from_tensors(teacher_init.tensors().unwrap(), DType::F32, &dev),
-    )
-    .unwrap();
-    let head_store = ParamStore::new(3, DType::F32, &dev);
-    let img_head = CompositionClassifier::new(10, 3, head_store.builder().pp("image")).unwrap();
-    let aud_head = CompositionClassifier::new(10, 3, head_store.builder().pp("audio")).unwrap();
-    CclAiJob {
-        student,
-        teacher,
-        img_head,
-        aud_head,
-        student_store,
-        head_store,
-    }
-}
-
-/// Clips, labels and audio features (row 1 without audio), the same every step.
-fn ccl_batch() -> (Tensor, Tensor, Tensor) {
-    let dev = Device::Cpu;
-    let mut rng = SeededRng::new(11);
-    let x = rng.normal((6, 3, 8, 32, 32), 0., 1., &dev).unwrap();
-    let labels = Tensor::new(&[0i64, 1, 2, 0, 1, 2], &dev).unwrap();
-    let audio = rng.normal((6, 10), 0., 1., &dev).unwrap().relu().unwrap();
-    let zeros = Tensor::zeros((1, 10), DType::F32, &dev).unwrap();
-    let audio = audio.slice_assign(&[1..2, 0..10], &zeros).unwrap();
-    (x, labels, audio)
-}
-
-impl CclAiJob {
-    fn student_vars(&self) -> Vec<(String, Var)> {
-        self.student_store
-            .named_vars()
-            .into_iter()
-            .filter(|(n, _)| !is_running_stat(n))
-            .collect()
-    }
-
-    fn head_vars(&self) -> Vec<(String, Var)> {
-        self.head_store.named_vars()
-    }
-
-    /// The routed gradients of one batch, and the video loss.
-    fn gradients(&self, (x, labels, audio): &(Tensor, Tensor, Tensor)) -> (GradStore, Tensor) {
-        let frame = x.narrow(2, 3, 1).unwrap().squeeze(2).unwrap();
-        let image = self.teacher.features(&frame).unwrap();
-        let out = self.student.forward_t(x, true).unwrap();
-        let (img_head, aud_head) = (&self.img_head, &self.aud_head);
-        let losses = ccl_ai(
-            &out.feature,
-            &out.logits,
-            &image,
-            img_head,
-            audio,
-            aud_head,
-            labels,
-            CCL_AI_WEIGHT,
-        )
-        .unwrap();
-        let vars = |v: Vec<(String, Var)>| v.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
-        let grads = routed_gradients(&losses, &vars(self.student_vars()), &vars(self.head_vars()));
-        (grads.unwrap(), losses.video)
-    }
-
-    fn sgd(vars: Vec<(String, Var)>, name: &str, lr: f64) -> Sgd {
-        let group = ParamGroup::new(name, vars, 5e-4);
-        Sgd::new(
-            vec![group],
-            SgdConfig {
-                lr,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    }
-}
-
-impl Job for CclAiJob {
-    type Batch = (Tensor, Tensor, Tensor);
-
-    fn name(&self) -> &str {
-        "ccl-ai-test"
-    }
-
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::Value::Null
-    }
-
-    fn check_resumable(&self, _saved: &serde_json::Value) -> Result<()> {
-        Ok(())
-    }
-
-    fn training_step(
-        &mut self,
-        batch: Self::Batch,
-        _ctx: &StepContext,
-        _rng: &mut SeededRng,
-    ) -> Result<StepOutput> {
-        let (grads, video_loss) = self.gradients(&batch);
-        Ok(StepOutput {
-            gradients: Gradients::Routed(grads),
-            logged: vec![("loss", video_loss)],
-            samples: 6,
-        })
-    }
-
-    fn evaluate(&mut self, _epoch_number: usize) -> Result<Option<EvalOutcome>> {
-        Ok(None)
-    }
-
-    fn save(&self, dir: &Path, _state: &TrainerState) -> Result<()> {
-        let mut tensors = self.student_store.tensors()?;
-        tensors.extend(self.head_store.tensors()?);
-        write_safetensors(&dir.join("model.safetensors"), &tensors, &BTreeMap::new())
-    }
-
-    fn restore(&mut self, _dir: &Path) -> Result<()> {
-        candle_core::bail!("not resumed in this test")
-    }
-}
-
-/// The same batch every epoch, one batch per epoch.
-struct SameBatch((Tensor, Tensor, Tensor));
-
-impl TrainData for SameBatch {
-    type Batch = (Tensor, Tensor, Tensor);
-
-    fn num_batches(&self) -> usize {
-        1
-    }
-
-    fn epoch(
-        &mut self,
-        _epoch: usize,
-        _start: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<Self::Batch>> + '_>> {
-        Ok(Box::new(std::iter::once(Ok(self.0.clone()))))
-    }
-}
-
-/// Two optimizers over disjoint parameters in one step, gradients routed by the job, a per-epoch
-/// schedule on one slot and none on the other: the engine's run equals the hand-written loop of
-/// the official `train_ai_epoch` (tests/ccl_distill.rs) bit for bit.
-#[test]
-fn routed_gradients_and_two_optimizers_equal_the_hand_written_loop() {
-    let epochs = 6;
-    let schedule = MultiStepLr::new(1e-2, vec![2, 4], 0.1);
-    // By hand.
-    let manual = ccl_ai_setup();
-    let batch = ccl_batch();
-    let mut opt_video = CclAiJob::sgd(manual.student_vars(), "student", schedule.value(0));
-    let mut opt_heads = CclAiJob::sgd(manual.head_vars(), "heads", 1e-2);
-    for epoch in 0..epochs {
-        opt_video.set_learning_rate(schedule.value(epoch));
-        let (grads, _) = manual.gradients(&batch);
-        opt_heads.step(&grads).unwrap();
-        opt_video.step(&grads).unwrap();
-    }
-    // Through the engine.
-    let mut job = ccl_ai_setup();
-    let slots = vec![
-        OptimizerSlot::new(
-            "student",
-            Optimizer::Sgd(CclAiJob::sgd(job.student_vars(), "student", 1.0)),
-            Schedule::PerEpoch(schedule.clone()),
-        ),
-        OptimizerSlot::new(
-            "heads",
-            Optimizer::Sgd(CclAiJob::sgd(job.head_vars(), "heads", 1.0)),
-            Schedule::Constant(1e-2),
-        ),
-    ];
-    let settings = LoopSettings {
-        epochs,
-        accum_steps: 1,
-        eval_every: 1,
-        save_every_steps: None,
-        log_every: 1,
-        seed: 0,
-    };
-    let out = temp_dir("ccl-engine");
-    let opts = EngineRunOptions {
-        out_dir: out.clone(),
-        ..Default::default()
-    };
-    let summary = Engine::new(&mut job, slots, Clipping::None, settings)
-        .unwrap()
-        .run(&mut SameBatch(batch), &opts)
-        .unwrap();
-    assert_eq!(summary.steps, epochs as u64);
-    for (a, b, what) in [
-        (&manual.student_store, &job.student_store, "student"),
-        (&manual.head_store, &job.head_store, "heads"),
-    ] {
-        assert_same_tensors(&a.tensors().unwrap(), &b.tensors().unwrap(), what);
-    }
-    let state = trainer_state(&out.join("last"));
-    let steps: Vec<u64> = state.optimizers.iter().map(|o| o.steps).collect();
-    assert_eq!(steps, vec![epochs as u64; 2]);
-    let lrs: Vec<f64> = records(&out.join("metrics.jsonl"))
-        .iter()
-        .map(|r| r["lr"].as_f64().unwrap())
-        .collect();
-    let expected: Vec<f64> = (0..epochs).map(|e| schedule.value(e)).collect();
-    assert_eq!(lrs, expected);
-    std::fs::remove_dir_all(&out).ok();
 }
