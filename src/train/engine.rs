@@ -320,7 +320,7 @@ impl<'j, J: Job> Engine<'j, J> {
         };
         progress.set_position(state.global_step);
         Ok(Run {
-            base_rng: SeededRng::from_state(state.train_rng.clone()),
+            base_rng: SeededRng::from_state(state.train_rng),
             state,
             metrics,
             progress,
