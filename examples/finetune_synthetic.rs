@@ -10,8 +10,8 @@ use avkd::checkpoint::export::write_model_folder;
 use avkd::data::splits::Fold;
 use avkd::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig};
 use avkd::jobs::dataset_spec::{DatasetKind, DatasetSpec};
+use avkd::jobs::finetune::config::FinetuneConfig;
 use avkd::jobs::finetune::{run_finetune, FinetuneJob};
-use avkd::jobs::quickstart::synthetic_finetune_config;
 use avkd::models::xkd::net::XkdConfig;
 use avkd::models::xkd::VideoViT;
 use avkd::nn::param_store::ParamStore;
@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     )?;
 
     // From a random start: every layer learns at the full (higher) rate.
-    let mut config = synthetic_finetune_config(30, 0);
+    let mut config = FinetuneConfig::xkd_synthetic(30, 0);
     config.layer_decay = 1.0;
     config.base_lr = 2e-3;
     let job = FinetuneJob {

@@ -10,7 +10,6 @@ use avkd::jobs::evaluate::{evaluate_folder, EvalOptions};
 use avkd::jobs::finetune::config::FinetuneConfig;
 use avkd::jobs::finetune::{run_finetune, FinetuneJob};
 use avkd::jobs::linear::{run_linear, LinearClassifier, LinearJob};
-use avkd::jobs::quickstart::synthetic_finetune_config;
 use avkd::models::folder::ModelFolder;
 use avkd::models::xkd::net::XkdConfig;
 use avkd::models::xkd::VideoViT;
@@ -49,7 +48,7 @@ fn student(dir: &Path) {
 /// The quickstart's settings for the synthetic data, from a random initialisation: no layer-wise
 /// decay and a higher rate.
 fn config(epochs: usize) -> FinetuneConfig {
-    let mut cfg = synthetic_finetune_config(epochs, 0);
+    let mut cfg = FinetuneConfig::xkd_synthetic(epochs, 0);
     cfg.base_lr = 2e-3;
     cfg.layer_decay = 1.0;
     cfg.eval_every = epochs;

@@ -14,6 +14,7 @@ use crate::models::xkd::VideoViT;
 use crate::nn::norm::l2_normalize;
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
+use crate::train::plot::plot_metrics;
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -140,6 +141,9 @@ pub(crate) fn pretrain_small_student(
     }
     let summary = pretrain_xkd(&mut net, &mut batches, &pcfg, out_dir, true)?;
     let metrics_path = out_dir.join("metrics.jsonl");
+    if let Err(e) = plot_metrics(&metrics_path, &out_dir.join("curves.svg")) {
+        tracing::warn!("could not draw the pre-training curves: {e}");
+    }
     let probe_after = probe_accuracy(net.video_student(), &train, &test, data.num_classes)?;
 
     // Export the students as avkd folders, then reload the video student from disk.
