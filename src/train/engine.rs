@@ -16,6 +16,10 @@
 //!
 //! Logged values stay on the device until a record is written: they are read back, all at once,
 //! every `log_every` steps and before every checkpoint ([`super::readback`]).
+//!
+//! Where the next layers plug in: gradients are made in one place ([`micro_batch_gradients`],
+//! where loss scaling for f16 belongs), reduced over the world by the [`Collective`] before
+//! clipping, and only rank 0 writes checkpoints and metrics.
 
 use super::clip::Clipping;
 use super::collective::{Collective, SingleProcess};
