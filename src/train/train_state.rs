@@ -129,11 +129,7 @@ pub fn recover_checkpoint(dir: &Path) -> Result<()> {
 
 /// Flushes a folder's entries (the renames into and out of it) to disk.
 fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| msg(dir, format!("syncing: {e}")))?;
-    Ok(())
+    crate::util::atomic::sync_dir(dir).map_err(|e| msg(dir, format!("syncing: {e}")))
 }
 
 /// Writes a checkpoint folder at `dir`, replacing any previous one atomically (see the module
