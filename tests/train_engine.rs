@@ -283,7 +283,8 @@ fn a_kill_while_a_checkpoint_is_written_leaves_the_previous_one() -> Result<()> 
 }
 
 /// Logged values are read back from the device once per `log_every` steps (and at the end of each
-/// epoch), while `metrics.jsonl` still has one identical record per step.
+/// epoch), clipping reads all its norms in one copy per step, and `metrics.jsonl` still has one
+/// identical record per step.
 #[test]
 fn logged_values_are_read_back_once_per_log_every_steps() -> Result<()> {
     let mut results = Vec::new();
@@ -303,14 +304,94 @@ fn logged_values_are_read_back_once_per_log_every_steps() -> Result<()> {
         results.push((reads, summary.steps, records(&out.join("metrics.jsonl"))));
         std::fs::remove_dir_all(&out).ok();
     }
-    // 3 epochs of 3 steps: every step with log_every 1; with 4, steps 3 (end of epoch 1), 4,
-    // 6 (end of epoch 2), 8 and 9.
+    // 3 epochs of 3 steps, with global-norm clipping: one read per step for the norms of every
+    // parameter at once, plus the logged values, every step with log_every 1; with 4, at steps 3
+    // (end of epoch 1), 4, 6 (end of epoch 2), 8 and 9.
     assert_eq!(results[0].1, 9);
-    assert_eq!(results[0].0, 9);
-    assert_eq!(results[1].0, 5);
+    assert_eq!(results[0].0, 9 + 9);
+    assert_eq!(results[1].0, 9 + 5);
     assert_eq!(
         results[0].2, results[1].2,
         "the records do not depend on log_every"
     );
+    Ok(())
+}
+
+/// XKD's per-iteration weight-decay cosine: an optimizer slot with a weight-decay schedule sets it
+/// on the groups built with a non-zero decay and leaves the undecayed group at 0, step by step, and
+/// its steps equal AdamW given the same values by hand.
+#[test]
+fn a_weight_decay_schedule_applies_to_the_decayed_groups_only() -> Result<()> {
+    use avkd::nn::rng::SeededRng;
+    use avkd::train::optim::{grad_store, AdamW, AdamWConfig, ParamGroup};
+    use avkd::train::optimizer::{Optimizer, OptimizerSlot};
+    use avkd::train::schedule::{cosine_scheduler, Schedule, WarmupCosine};
+    use candle_core::{Tensor, Var};
+
+    let dev = Device::Cpu;
+    let mut rng = SeededRng::new(5);
+    let params = |rng: &mut SeededRng| -> Result<Vec<(String, Var)>> {
+        ["w", "b"]
+            .iter()
+            .map(|n| {
+                Ok((
+                    n.to_string(),
+                    Var::from_tensor(&rng.normal((4, 3), 0., 1., &dev)?)?,
+                ))
+            })
+            .collect()
+    };
+    let (a, b) = (
+        params(&mut SeededRng::new(1))?,
+        params(&mut SeededRng::new(1))?,
+    );
+    let adamw = |p: &[(String, Var)]| {
+        let groups = vec![
+            ParamGroup::new("decay", vec![p[0].clone()], 0.04),
+            ParamGroup::new("no_decay", vec![p[1].clone()], 0.0),
+        ];
+        AdamW::new(
+            groups,
+            AdamWConfig {
+                lr: 1e-2,
+                beta1: 0.9,
+                beta2: 0.95,
+                eps: 1e-8,
+            },
+        )
+    };
+    let (steps, wd0, wd1) = (6, 0.04, 0.4);
+    let wd = WarmupCosine::new(wd0, wd1, steps, 1, 0, 0.0);
+    let mut slot = OptimizerSlot::new(
+        "model",
+        Optimizer::AdamW(adamw(&a)?),
+        Schedule::Constant(1e-2),
+    )
+    .with_weight_decay(Schedule::PerStep(wd));
+    let mut by_hand = adamw(&b)?;
+    let expected = cosine_scheduler(wd0, wd1, steps, 1, 0, 0.0);
+    for step in 0..steps {
+        let (_, got) = slot.schedule(step as u64, 0)?;
+        assert_eq!(got, Some(expected[step]));
+        let groups = slot.optimizer.groups();
+        assert_eq!(
+            (groups[0].weight_decay, groups[1].weight_decay),
+            (expected[step], 0.0)
+        );
+        by_hand.set_weight_decay(0, expected[step])?;
+        let g: Vec<Tensor> = (0..2)
+            .map(|_| rng.normal((4, 3), 0., 1., &dev))
+            .collect::<Result<_>>()?;
+        slot.optimizer
+            .step(&grad_store(a.iter().map(|(_, v)| v).zip(g.clone()))?)?;
+        by_hand.step(&grad_store(b.iter().map(|(_, v)| v).zip(g))?)?;
+    }
+    for ((n, x), (_, y)) in a.iter().zip(&b) {
+        let (x, y): (Vec<f32>, Vec<f32>) = (
+            x.as_tensor().flatten_all()?.to_vec1()?,
+            y.as_tensor().flatten_all()?.to_vec1()?,
+        );
+        assert_eq!(x, y, "`{n}`");
+    }
     Ok(())
 }

@@ -2,18 +2,27 @@
 //!
 //! Norms are accumulated in f64 and rounded to f32 (PyTorch returns an f32 norm); the clip
 //! coefficient is then formed in f32 as PyTorch does for `clip / (norm + 1e-6)` with a tensor
-//! norm, which Python evaluates as `(norm + 1e-6).reciprocal() * clip`.
+//! norm, which Python evaluates as `(norm + 1e-6).reciprocal() * clip`. Every norm of one call
+//! is read back in a single copy ([`super::readback`]).
 
+use super::readback::read_scalars;
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Result, Tensor, Var};
+use candle_core::{DType, Result, Var};
 
-/// ‖g‖₂ of one gradient, accumulated in f64.
-fn l2_norm(g: &Tensor) -> Result<f64> {
-    g.to_dtype(DType::F64)?
-        .sqr()?
-        .sum_all()?
-        .to_scalar::<f64>()
-        .map(f64::sqrt)
+/// ‖g‖₂ of every gradient of `vars` present in `grads`, each accumulated in f64 and rounded to
+/// f32, in order, with the parameters they belong to. The norms are computed on the device and read
+/// back in one copy.
+fn grad_norms(vars: &[Var], grads: &GradStore) -> Result<(Vec<Var>, Vec<f64>)> {
+    let mut present = Vec::with_capacity(vars.len());
+    let mut norms = Vec::with_capacity(vars.len());
+    for var in vars {
+        if let Some(g) = grads.get(var) {
+            norms.push(g.to_dtype(DType::F64)?.sqr()?.sum_all()?.sqrt()?);
+            present.push(var.clone());
+        }
+    }
+    // The f32 copy rounds each f64 norm to f32, as PyTorch's f32 norm is.
+    Ok((present, read_scalars(&norms)?))
 }
 
 /// `clip / (norm + 1e-6)` in f32, via the reciprocal like PyTorch's `__rtruediv__`.
@@ -34,17 +43,12 @@ fn scale_grad(grads: &mut GradStore, var: &Var, coef: f32) -> Result<()> {
 /// `grads`; if `max_norm / (norm + 1e-6) < 1` every gradient is scaled by it. Returns the norm
 /// before clipping. Parameters without a gradient are ignored.
 pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
-    let mut sq = 0f64;
-    for var in vars {
-        if let Some(g) = grads.get(var) {
-            let n = l2_norm(g)? as f32 as f64;
-            sq += n * n;
-        }
-    }
+    let (present, norms) = grad_norms(vars, grads)?;
+    let sq: f64 = norms.iter().map(|n| n * n).sum();
     let total = sq.sqrt() as f32 as f64;
     let coef = clip_coef(max_norm, total);
     if coef < 1.0 {
-        for var in vars {
+        for var in &present {
             scale_grad(grads, var, coef)?;
         }
     }
@@ -55,13 +59,8 @@ pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Res
 /// to norm `clip`. Returns the pre-clip norms of the parameters that have a gradient, in order
 /// (parameters without one are skipped, as in the Python list).
 pub fn clip_per_param(vars: &[Var], grads: &mut GradStore, clip: f64) -> Result<Vec<f64>> {
-    let mut norms = Vec::with_capacity(vars.len());
-    for var in vars {
-        let Some(g) = grads.get(var) else {
-            continue;
-        };
-        let norm = l2_norm(g)? as f32 as f64;
-        norms.push(norm);
+    let (present, norms) = grad_norms(vars, grads)?;
+    for (var, &norm) in present.iter().zip(&norms) {
         let coef = clip_coef(clip, norm);
         if coef < 1.0 {
             scale_grad(grads, var, coef)?;
