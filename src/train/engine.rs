@@ -17,22 +17,22 @@
 //! Logged values stay on the device until a record is written: they are read back, all at once,
 //! every `log_every` steps and before every checkpoint ([`super::readback`]).
 //!
-//! Where the next layers plug in: gradients are made in one place ([`micro_batch_gradients`],
-//! where loss scaling for f16 belongs), reduced over the world by the [`Collective`] before
+//! Where the next layers plug in: gradients are made in one place ([`super::step_sum`], where
+//! loss scaling for f16 belongs), reduced over the world by the [`Collective`] before
 //! clipping, and only rank 0 writes checkpoints and metrics.
 
 use super::clip::Clipping;
 use super::collective::{Collective, SingleProcess};
-use super::job::{Gradients, Job, StepContext, StepOutput, TrainData};
+use super::job::{Job, StepContext, TrainData};
 use super::metrics::{truncate_metrics, MetricsWriter};
 use super::optimizer::OptimizerSlot;
 use super::readback::read_scalars;
+use super::step_sum::{StepMeans, StepSum};
 use super::train_state::{
     prefixed, read_checkpoint, recover_checkpoint, unprefixed, write_checkpoint, OptimizerPosition,
     TrainerState,
 };
 use crate::nn::rng::SeededRng;
-use candle_core::backprop::GradStore;
 use candle_core::{bail, Device, Result, Tensor, Var};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -128,57 +128,6 @@ impl Run {
 
 fn io_msg(path: &Path, e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(format!("{}: {e}", path.display()))
-}
-
-/// Adds the gradients of `vars` in `more` into `acc`.
-fn add_grads(acc: &mut GradStore, more: GradStore, vars: &[Var]) -> Result<()> {
-    for var in vars {
-        if let Some(g) = more.get(var) {
-            let sum = match acc.get(var) {
-                Some(a) => (a + g)?,
-                None => g.clone(),
-            };
-            acc.insert(var, sum);
-        }
-    }
-    Ok(())
-}
-
-/// The gradients of one micro-batch, divided by the number of micro-batches in the step.
-fn micro_batch_gradients(gradients: Gradients, vars: &[Var], micro: usize) -> Result<GradStore> {
-    let scale = 1.0 / micro as f64;
-    match gradients {
-        Gradients::Loss(loss) => loss.affine(scale, 0.0)?.backward(),
-        Gradients::Routed(mut grads) => {
-            if micro > 1 {
-                for var in vars {
-                    if let Some(g) = grads.get(var) {
-                        let scaled = g.affine(scale, 0.0)?;
-                        grads.insert(var, scaled);
-                    }
-                }
-            }
-            Ok(grads)
-        }
-    }
-}
-
-/// Sums `logged` into `sums` (by name, on the device).
-fn accumulate_logged(
-    sums: &mut Vec<(&'static str, Tensor)>,
-    logged: Vec<(&'static str, Tensor)>,
-) -> Result<()> {
-    for (name, value) in logged {
-        let value = value
-            .detach()
-            .flatten_all()?
-            .to_dtype(candle_core::DType::F32)?;
-        match sums.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, sum)) => *sum = (&*sum + value)?,
-            None => sums.push((name, value)),
-        }
-    }
-    Ok(())
 }
 
 /// The engine of one job: its optimizers, clipping, loop settings and collective.
@@ -432,25 +381,8 @@ impl<'j, J: Job> Engine<'j, J> {
         Ok(false)
     }
 
-    /// One optimizer step over up to `accum_steps` micro-batches.
-    fn optimizer_step(
-        &mut self,
-        run: &mut Run,
-        batches: &mut dyn Iterator<Item = Result<J::Batch>>,
-        nb: usize,
-    ) -> Result<()> {
-        let started = Instant::now();
-        let state = &run.state;
-        let micro = self.settings.accum_steps.min(nb - state.batch_in_epoch);
-        let ctx = StepContext {
-            epoch: state.epoch,
-            global_step: state.global_step,
-            steps_per_epoch: run.steps_per_epoch,
-            micro_batches: micro,
-        };
-        let mut record = serde_json::json!({
-            "kind": "train", "epoch": ctx.epoch + 1, "step": ctx.global_step + 1,
-        });
+    /// Sets every slot's scheduled values for the step of `ctx`, and records them.
+    fn schedule_slots(&mut self, ctx: &StepContext, record: &mut serde_json::Value) -> Result<()> {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let (lr, wd) = slot.schedule(ctx.global_step, ctx.epoch)?;
             let key = |what: &str| match i {
@@ -462,35 +394,53 @@ impl<'j, J: Job> Engine<'j, J> {
                 record[key("weight_decay")] = wd.into();
             }
         }
-        let step_rng = run.base_rng.derive(ctx.global_step);
-        let mut grads: Option<GradStore> = None;
-        let mut sums = Vec::new();
-        let mut samples = 0;
+        Ok(())
+    }
+
+    /// One optimizer step over up to `accum_steps` micro-batches.
+    fn optimizer_step(
+        &mut self,
+        run: &mut Run,
+        batches: &mut dyn Iterator<Item = Result<J::Batch>>,
+        nb: usize,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let (epoch, global_step, first) = (
+            run.state.epoch,
+            run.state.global_step,
+            run.state.batch_in_epoch,
+        );
+        let micro = self.settings.accum_steps.min(nb - first);
+        let ctx = StepContext {
+            epoch,
+            global_step,
+            steps_per_epoch: run.steps_per_epoch,
+            micro_batches: micro,
+        };
+        let mut record = serde_json::json!({
+            "kind": "train", "epoch": epoch + 1, "step": global_step + 1,
+        });
+        self.schedule_slots(&ctx, &mut record)?;
+        let step_rng = run.base_rng.derive(global_step);
+        let mut sum = StepSum::new(micro);
         for k in 0..micro {
             let Some(batch) = batches.next() else {
                 bail!(
                     "epoch {}: the data ended at batch {} of {nb}",
-                    ctx.epoch + 1,
-                    state.batch_in_epoch + k
+                    epoch + 1,
+                    first + k
                 )
             };
             let mut rng = step_rng.derive(k as u64);
-            let StepOutput {
-                gradients,
-                logged,
-                samples: n,
-            } = self.job.training_step(batch?, &ctx, &mut rng)?;
-            samples += n;
-            accumulate_logged(&mut sums, logged)?;
-            let g = micro_batch_gradients(gradients, &self.vars, micro)?;
-            match &mut grads {
-                Some(acc) => add_grads(acc, g, &self.vars)?,
-                None => grads = Some(g),
-            }
+            let out = self.job.training_step(batch?, &ctx, &mut rng)?;
+            sum.add(out, &self.vars)?;
         }
-        let Some(mut grads) = grads else {
-            bail!("internal: an optimizer step without micro-batches")
-        };
+        let StepMeans {
+            mut grads,
+            names,
+            values,
+            samples,
+        } = sum.finish()?;
         self.collective.reduce_gradients(&self.vars, &mut grads)?;
         if let Some(norm) = self.clipping.apply(&mut grads)? {
             record["grad_norm"] = norm.into();
@@ -504,12 +454,6 @@ impl<'j, J: Job> Engine<'j, J> {
         }
         let seconds = started.elapsed().as_secs_f64().max(1e-9);
         record["samples_per_s"] = (samples as f64 / seconds).into();
-        let (names, values) = sums
-            .into_iter()
-            .map(|(n, s)| Ok((n, s.affine(1.0 / micro as f64, 0.0)?)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .unzip();
         run.pending.push(PendingRecord {
             record,
             names,

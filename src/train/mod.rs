@@ -17,4 +17,5 @@ pub mod plot;
 pub mod readback;
 pub mod schedule;
 pub mod sgd;
+pub mod step_sum;
 pub mod train_state;
