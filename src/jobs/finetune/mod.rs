@@ -342,7 +342,7 @@ fn run_fold(
         out_dir,
         summary,
         last: last.metrics,
-        skipped: skipped.clone(),
+        skipped,
         curves,
     })
 }
