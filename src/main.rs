@@ -71,6 +71,10 @@ enum Command {
     /// step decay), evaluating video-level every few epochs; writes last/ and best/ checkpoints,
     /// metrics.jsonl, curves.svg and eval_report.json.
     Finetune(cli::jobs::FinetuneArgs),
+    /// Pre-train XKD, XKD-MAS or XKD-MATS on an audio-visual dataset with the official objective,
+    /// schedules and views (checkpoints, resume, metrics, curves; the four backbones exported under
+    /// OUT/export/), or --replay recorded official steps and compare them tensor by tensor.
+    Pretrain(cli::pretrain::PretrainArgs),
     /// Video-level evaluation of a fine-tuned classifier (every view, softmax averaged): top-1,
     /// top-5 and mean-class accuracy per fold, mean ± std over folds.
     Eval(cli::jobs::EvalArgs),
@@ -91,6 +95,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Quickstart(args) => cli::quickstart::run(args),
         Command::Finetune(args) => cli::jobs::finetune(args),
+        Command::Pretrain(args) => cli::pretrain::run(args),
         Command::Eval(args) => cli::jobs::eval(args),
         Command::Linear(args) => cli::jobs::linear(args),
         Command::Predict(args) => cli::jobs::predict(args),

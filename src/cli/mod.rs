@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod hub;
 pub mod jobs;
 mod output;
+pub mod pretrain;
 pub mod quickstart;
 pub mod synth;
 pub mod zoo;

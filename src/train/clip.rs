@@ -7,7 +7,8 @@
 
 use super::readback::read_scalars;
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Result, Var};
+use candle_core::{DType, Result, TensorId, Var};
+use std::collections::HashMap;
 
 /// ‖g‖₂ of every gradient of `vars` present in `grads`, each accumulated in f64 and rounded to
 /// f32, in order, with the parameters they belong to. The norms are computed on the device and read
@@ -56,17 +57,25 @@ pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Res
 }
 
 /// DINO's `clip_gradients` (also XKD's `clip_gradients`): each gradient is clipped on its own
-/// to norm `clip`. Returns the pre-clip norms of the parameters that have a gradient, in order
-/// (parameters without one are skipped, as in the Python list).
+/// to norm `clip`, visiting `vars` in order. Returns the norm of each visit that found a gradient,
+/// in order (parameters without one are skipped, as in the Python list). A parameter listed twice
+/// (XKD-MAS's shared blocks, reached through both students) is clipped again at its second visit,
+/// with the norm its gradient has after the first.
 pub fn clip_per_param(vars: &[Var], grads: &mut GradStore, clip: f64) -> Result<Vec<f64>> {
     let (present, norms) = grad_norms(vars, grads)?;
+    let mut scaled: HashMap<TensorId, f64> = HashMap::new();
+    let mut visits = Vec::with_capacity(norms.len());
     for (var, &norm) in present.iter().zip(&norms) {
+        let factor = scaled.get(&var.id()).copied().unwrap_or(1.0);
+        let norm = (norm * factor) as f32 as f64;
         let coef = clip_coef(clip, norm);
         if coef < 1.0 {
             scale_grad(grads, var, coef)?;
+            scaled.insert(var.id(), factor * coef as f64);
         }
+        visits.push(norm);
     }
-    Ok(norms)
+    Ok(visits)
 }
 
 /// The clipping a training run applies after the gradients are reduced and before the optimizer

@@ -11,7 +11,7 @@ use std::f64::consts::PI;
 
 /// `np.linspace(start, stop, n)`: `start + i * step` with the last value pinned to `stop`
 /// (a single point is `start`).
-fn linspace_at(start: f64, stop: f64, n: usize, i: usize) -> f64 {
+pub fn linspace_at(start: f64, stop: f64, n: usize, i: usize) -> f64 {
     if n > 1 && i == n - 1 {
         return stop;
     }
@@ -163,6 +163,9 @@ pub enum Schedule {
     PerStep(WarmupCosine),
     /// Per epoch (CCL's MultiStepLR).
     PerEpoch(MultiStepLr),
+    /// Recorded values, one per optimizer step (a replay of an official run); steps past the end
+    /// keep the last value.
+    Table(Vec<f64>),
 }
 
 impl Schedule {
@@ -172,6 +175,13 @@ impl Schedule {
             Self::Constant(v) => *v,
             Self::PerStep(s) => s.value(global_step as usize),
             Self::PerEpoch(s) => s.value(epoch),
+            Self::Table(values) => {
+                let last = values.len().saturating_sub(1);
+                values
+                    .get((global_step as usize).min(last))
+                    .copied()
+                    .unwrap_or(0.0)
+            }
         }
     }
 }

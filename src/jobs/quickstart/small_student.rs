@@ -7,7 +7,9 @@
 
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::SyntheticAv;
-use crate::jobs::pretrain::{pretrain_xkd, PretrainConfig, PretrainSummary, SyntheticAvBatches};
+use crate::jobs::pretrain::{
+    pretrain_synthetic, PretrainConfig, PretrainSummary, SyntheticAvBatches,
+};
 use crate::models::xkd::encoder::XkdEncoder;
 use crate::models::xkd::net::{XkdConfig, XkdNet};
 use crate::models::xkd::VideoViT;
@@ -110,19 +112,26 @@ pub(crate) fn pretrain_small_student(
     let probe_before = probe_accuracy(net.video_student(), &train, &test, data.num_classes)?;
     tracing::info!(params = store.num_params(), "built a small XKD net");
 
+    // Ten epochs of a tenth of the steps: a one-epoch warmup is the first 10 % of the run.
+    let epochs = 10;
     let pcfg = PretrainConfig {
-        steps,
+        epochs,
         batch_size: 8,
-        lr: 1e-3,
-        warmup_steps: steps / 10,
+        base_lr: 1e-3,
+        warmup_epochs: 1,
         weight_decay: 0.05,
-        ema_momentum: 0.99,
+        weight_decay_end: 0.05,
+        vid_ema: 0.99,
+        aud_ema: 0.99,
         clip_grad: 0.3,
+        warmup_teacher_temp_epochs: 0,
+        log_every: 1,
         seed,
+        ..PretrainConfig::default()
     };
     let mut batches = SyntheticAvBatches {
         batch_size: pcfg.batch_size,
-        batches: steps,
+        batches: steps / epochs,
         tubelet: cfg.video.tubelet_size,
         patch: cfg.video.patch_size[0],
         spec_patch: cfg.audio.patch_size[1],
@@ -139,7 +148,7 @@ pub(crate) fn pretrain_small_student(
             std::fs::remove_file(&path).ok();
         }
     }
-    let summary = pretrain_xkd(&mut net, &mut batches, &pcfg, out_dir, true)?;
+    let summary = pretrain_synthetic(&mut net, &mut batches, &pcfg, out_dir, true)?;
     let metrics_path = out_dir.join("metrics.jsonl");
     if let Err(e) = plot_metrics(&metrics_path, &out_dir.join("curves.svg")) {
         tracing::warn!("could not draw the pre-training curves: {e}");

@@ -367,11 +367,17 @@ impl XkdNet {
         }
     }
 
-    /// θ_teacher ← m·θ_teacher + (1 − m)·θ_student for every teacher parameter, heads included.
-    ///
-    /// In XKD-MATS the official loop updates the shared teacher blocks once per modality, i.e. twice
-    /// per step, so their effective momentum is m²; this reproduces that.
+    /// θ_teacher ← m·θ_teacher + (1 − m)·θ_student for every teacher parameter, heads included,
+    /// with one momentum for both modalities.
     pub fn ema_update(&self, momentum: f64) -> Result<()> {
+        self.ema_update_modal(momentum, momentum)
+    }
+
+    /// The official `update_teacher(vm, am)`: the video teacher follows the video student with
+    /// momentum `video`, the audio teacher the audio student with `audio` (their schedules may
+    /// differ). In XKD-MATS the official loop updates the shared teacher blocks in both loops, video
+    /// first, so they move twice per step (m² for equal momenta); this reproduces that.
+    pub fn ema_update_modal(&self, video: f64, audio: f64) -> Result<()> {
         let vars = self.store.named_vars();
         let by_name: std::collections::HashMap<_, _> = vars.iter().cloned().collect();
         for (name, teacher) in vars.iter().filter(|(n, _)| Self::is_teacher(n)) {
@@ -383,18 +389,28 @@ impl XkdNet {
                     "teacher parameter `{name}` follows `{student_name}`, which does not exist"
                 ))
             })?;
-            let m = if name.starts_with("shared_teacher_blocks.") {
-                momentum * momentum
+            let momenta: &[f64] = if name.starts_with("shared_teacher_blocks.") {
+                &[video, audio]
+            } else if name.starts_with("vid_teacher.") {
+                &[video]
             } else {
-                momentum
+                &[audio]
             };
-            ema_update(
-                std::slice::from_ref(teacher),
-                &[student.as_tensor().clone()],
-                m,
-            )?;
+            for &m in momenta {
+                ema_update(
+                    std::slice::from_ref(teacher),
+                    &[student.as_tensor().clone()],
+                    m,
+                )?;
+            }
         }
         Ok(())
+    }
+
+    /// Sets the teacher temperatures (XKD-MAS/MATS warm them up epoch by epoch).
+    pub fn set_teacher_temperatures(&mut self, video: f64, audio: f64) {
+        self.cfg.objective.teacher_temp_video = video;
+        self.cfg.objective.teacher_temp_audio = audio;
     }
 
     /// The training forward with masking noise drawn from `rng` (video first, then audio, as the
@@ -508,12 +524,12 @@ impl XkdNet {
         let vt2at_align = mmd(&vid_teacher_out, &aud_teacher_out)?.detach();
         let alignment = ((&as2vs_align + &vt2at_align)? / 2.0)?;
 
-        // 6. Cross-modal distillation. As in the official code, the audio student is scored with the
-        // video student temperature and vice versa (both are 0.1 in every released config).
+        // 6. Cross-modal distillation. As in the official forward, both students are scored with
+        // the AUDIO student temperature (both are 0.1 in every released config).
         let vt2as_kd = self.vt2as.forward(
             &aud_student_out,
             &vid_teacher_out,
-            obj.student_temp_video,
+            obj.student_temp_audio,
             obj.teacher_temp_video,
             views,
             1,
