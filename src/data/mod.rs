@@ -18,6 +18,8 @@ pub mod loader;
 pub mod media;
 pub mod mel;
 pub mod resample;
+pub mod spec_crop;
+pub mod spectrogram;
 pub mod splits;
 pub mod synth;
 #[cfg(feature = "ffmpeg")]
