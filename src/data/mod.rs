@@ -1,12 +1,15 @@
 //! Data: benchmark splits, what exists on disk for a listed video, frame-folder decoding, audio
-//! decoding, resampling and segmenting, XKD's log-mel, and synthetic audio-visual clips (in memory,
-//! and as a small dataset on disk in UCF101's layout).
+//! decoding, resampling and segmenting, XKD's log-mel, XKD's pre-training views (`pretrain_views`
+//! the recipe, `av_views` one sample, `pretrain_video` / `pretrain_audio` its two halves,
+//! `spec_crop` BYOL-A's spectrogram crop), and synthetic audio-visual clips (in memory, and as a
+//! small dataset on disk in UCF101's layout).
 //!
 //! Knows nothing of models: it imports `nn` and `util` only. How a model's preprocessor
 //! configuration becomes a clip recipe is `jobs::clip_recipe`.
 
 pub mod audio;
 mod audio_track;
+pub mod av_views;
 pub mod avi;
 pub mod clip_dataset;
 pub mod clip_sampling;
@@ -17,7 +20,12 @@ mod ffmpeg_write;
 pub mod loader;
 pub mod media;
 pub mod mel;
+pub mod pretrain_audio;
+pub mod pretrain_video;
+pub mod pretrain_views;
 pub mod resample;
+pub mod spec_crop;
+pub mod spectrogram;
 pub mod splits;
 pub mod synth;
 #[cfg(feature = "ffmpeg")]

@@ -3,20 +3,29 @@
 //! - UCF101: `classInd.txt`, `trainlist0N.txt`, `testlist0N.txt` ([`ucf101()`]);
 //! - UCF51: CCL's benchmark, the 51 UCF101 classes that carry audio ([`ucf51()`]);
 //! - HMDB51: the 153 files `<class>_test_splitN.txt` ([`hmdb51()`]);
-//! - plain `path label` lists ([`plain_list()`]).
+//! - plain `path label` lists ([`plain_list()`]);
+//! - for pre-training, Kinetics' CSV lists ([`kinetics()`]) and AudioSet's segment lists
+//!   ([`audioset()`]), as a [`PretrainList`] (labels optional, missing videos listed apart).
 //!
 //! Every parser gives the same [`Split`]: class names, and train and test samples whose video paths
 //! are relative to the video root (`<Class>/<video>.avi`, as the lists write them). What exists on
 //! disk for a sample (the video file, or a folder of frames) is [`crate::data::media`]'s business;
 //! [`Split::missing_videos`] uses it to list what is absent.
 
+mod audioset;
+mod csv;
 mod hmdb51;
+mod kinetics;
 mod list_file;
 mod plain;
+mod pretrain_list;
 mod ucf101;
 
+pub use audioset::audioset;
 pub use hmdb51::{hmdb51, hmdb51_classes};
+pub use kinetics::kinetics;
 pub use plain::plain_list;
+pub use pretrain_list::{MissingVideo, PretrainList, PretrainSample};
 pub use ucf101::{read_class_index, ucf101, ucf51, UCF51_CLASSES};
 
 use crate::data::media::resolve_media;

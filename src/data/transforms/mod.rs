@@ -13,6 +13,7 @@
 //! normalization's lookup table, which is exactly what resizing the normalized tensor computes.
 
 pub mod bench;
+pub mod blur;
 pub mod clip;
 pub mod color;
 pub mod crop;
