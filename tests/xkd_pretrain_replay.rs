@@ -25,7 +25,12 @@ fn run_replay(variant: &str) -> (ReplayPlan, BTreeMap<String, Tensor>) {
 }
 
 fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 fn check_variant(variant: &str) {
@@ -35,34 +40,65 @@ fn check_variant(variant: &str) {
     let lrs: Vec<f64> = plan.steps.iter().map(|s| s.lr).collect();
     let cmp = compare(&out, &reference, p, &lrs).unwrap();
     for c in cmp.worst(8) {
-        eprintln!("{}: {:.3e} (tolerance {:.3e})", c.name, c.max_abs_err, c.tolerance);
+        eprintln!(
+            "{}: {:.3e} (tolerance {:.3e})",
+            c.name, c.max_abs_err, c.tolerance
+        );
     }
     let failures: Vec<String> = cmp.failures().iter().map(|c| c.name.clone()).collect();
-    assert!(failures.is_empty(), "{variant}: {} tensors past tolerance: {failures:?}", failures.len());
-    assert!(cmp.checks.len() > 2000, "{variant}: only {} tensors compared", cmp.checks.len());
+    assert!(
+        failures.is_empty(),
+        "{variant}: {} tensors past tolerance: {failures:?}",
+        failures.len()
+    );
+    assert!(
+        cmp.checks.len() > 2000,
+        "{variant}: only {} tensors compared",
+        cmp.checks.len()
+    );
 
     let step1 = load_fixture(&format!("{DIR}/{p}step1.safetensors"));
     // The losses that do not involve the MMD, the centres and the MAE decoders' first gradients
     // hold to 1e-5: the step's structure is the official one.
-    for term in ["vid_recon_loss", "aud_recon_loss", "vt2as_kd_loss", "at2vs_kd_loss"] {
+    for term in [
+        "vid_recon_loss",
+        "aud_recon_loss",
+        "vt2as_kd_loss",
+        "at2vs_kd_loss",
+    ] {
         let name = format!("{p}step1_loss_{term}");
         assert_rel_close(&name, &out[&name], get(&step1, &name), 1e-5);
     }
-    for name in step1.keys().filter(|n| n.contains("grad.vid_ae.") || n.contains("center")) {
+    for name in step1
+        .keys()
+        .filter(|n| n.contains("grad.vid_ae.") || n.contains("center"))
+    {
         let scale = max_abs(get(&step1, name));
-        assert_close(name, &out[name], get(&step1, name), (1e-5 * scale).max(1e-7));
+        assert_close(
+            name,
+            &out[name],
+            get(&step1, name),
+            (1e-5 * scale).max(1e-7),
+        );
     }
     // Clipping visits the students' parameters in the official order: each visit's norm matches.
     let name = format!("{p}step1_clip_norms");
     let (got, want) = (values(&out[&name]), values(get(&step1, &name)));
     assert_eq!(got.len(), want.len(), "{name}: number of clip visits");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-2 * w.abs() + 1e-6, "{name}[{i}]: {g} vs {w}");
+        assert!(
+            (g - w).abs() <= 1e-2 * w.abs() + 1e-6,
+            "{name}[{i}]: {g} vs {w}"
+        );
     }
     // freeze_last_layer = 1: the students' last layer has no gradient in epoch 0, one in epoch 1.
     for student in ["vid_student", "aud_student"] {
         let grad = |k: usize| format!("{p}step{k}_grad.{student}.head.last_layer.weight_v");
-        assert!(!out.contains_key(&grad(1)), "{} should be cancelled", grad(1));
+        assert!(
+            !out.contains_key(&grad(1)),
+            "{} should be cancelled",
+            grad(1)
+        );
         assert!(out.contains_key(&grad(2)), "{} should exist", grad(2));
     }
 }
@@ -93,7 +129,8 @@ fn tampered_reference(dir: &Path) -> String {
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
     let name = "step1_grad.vid_ae.mid_proj.weight";
-    let mut step1 = candle_core::safetensors::load(src.join("step1.safetensors"), &Device::Cpu).unwrap();
+    let mut step1 =
+        candle_core::safetensors::load(src.join("step1.safetensors"), &Device::Cpu).unwrap();
     let nudged = step1[name].affine(1.01, 0.0).unwrap();
     step1.insert(name.to_string(), nudged);
     candle_core::safetensors::save(&step1, dir.join("step1.safetensors")).unwrap();
@@ -106,9 +143,21 @@ fn replay_cli_writes_the_recording_names_and_fails_past_the_tolerance() {
     let fixture = fixture_path(DIR);
     let fixture = fixture.to_str().unwrap();
     let out = work.path().join("replay.safetensors");
-    let ok = avkd(&["pretrain", "--replay", fixture, "-o", out.to_str().unwrap(), "--reference", fixture]);
+    let ok = avkd(&[
+        "pretrain",
+        "--replay",
+        fixture,
+        "-o",
+        out.to_str().unwrap(),
+        "--reference",
+        fixture,
+    ]);
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(stdout.contains("within tolerance"), "{stdout}");
     let written = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
     assert!(written.contains_key("step2_state.vid_ae.mask_token"));
@@ -118,14 +167,33 @@ fn replay_cli_writes_the_recording_names_and_fails_past_the_tolerance() {
     std::fs::create_dir(&bad_dir).unwrap();
     let nudged = tampered_reference(&bad_dir);
     let bad = avkd(&[
-        "pretrain", "--replay", fixture, "-o", out.to_str().unwrap(),
-        "--reference", bad_dir.to_str().unwrap(),
+        "pretrain",
+        "--replay",
+        fixture,
+        "-o",
+        out.to_str().unwrap(),
+        "--reference",
+        bad_dir.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&bad.stdout);
-    assert!(!bad.status.success(), "a nudged reference must fail:\n{stdout}");
-    assert!(stdout.contains(&nudged), "the worst tensor must be named:\n{stdout}");
+    assert!(
+        !bad.status.success(),
+        "a nudged reference must fail:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&nudged),
+        "the worst tensor must be named:\n{stdout}"
+    );
 
-    let missing = avkd(&["pretrain", "--replay", fixture, "--variant", "mats", "-o", out.to_str().unwrap()]);
+    let missing = avkd(&[
+        "pretrain",
+        "--replay",
+        fixture,
+        "--variant",
+        "mats",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success());
     assert!(stderr.contains("per_step.mats.step1"), "{stderr}");

@@ -224,6 +224,31 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
+/// Applies `--set KEY=VALUE` overrides to a settings table; dotted keys reach nested tables.
+pub fn apply_sets(table: &mut toml::Table, sets: &[String]) -> Result<()> {
+    for set in sets {
+        let (key, value) = set
+            .split_once('=')
+            .with_context(|| format!("--set {set}: expected KEY=VALUE"))?;
+        // A TOML value (`3`, `0.1`, `false`, `[0.9, 0.99]`, `"text"`), or a bare word as a string.
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut node = &mut *table;
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            node = node
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("--set {set}: `{part}` is not a table"))?;
+        }
+        node.insert(parts[parts.len() - 1].to_string(), value);
+    }
+    Ok(())
+}
+
 /// The fine-tuning settings: --config or the preset the model and dataset imply, then --set.
 fn finetune_config(args: &FinetuneArgs, folder: &ModelFolder) -> Result<FinetuneConfig> {
     let mut table: toml::Table = match &args.config {
@@ -243,26 +268,7 @@ fn finetune_config(args: &FinetuneArgs, folder: &ModelFolder) -> Result<Finetune
         };
         table.insert("preset".into(), toml::Value::String(preset));
     }
-    for set in &args.sets {
-        let (key, value) = set
-            .split_once('=')
-            .with_context(|| format!("--set {set}: expected KEY=VALUE"))?;
-        // A TOML value (`3`, `0.1`, `false`, `[0.9, 0.99]`, `"text"`), or a bare word as a string.
-        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        let mut node = &mut table;
-        let parts: Vec<&str> = key.trim().split('.').collect();
-        for part in &parts[..parts.len() - 1] {
-            node = node
-                .entry(part.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
-                .with_context(|| format!("--set {set}: `{part}` is not a table"))?;
-        }
-        node.insert(parts[parts.len() - 1].to_string(), value);
-    }
+    apply_sets(&mut table, &args.sets)?;
     let text = toml::to_string(&table)?;
     FinetuneConfig::from_toml_str(&text).context("fine-tuning settings")
 }

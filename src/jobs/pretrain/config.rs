@@ -4,6 +4,7 @@
 //! `save_every_steps`, `drop_last`, `log_every`), and the official names otherwise (`vid_ema`,
 //! `clip_grad`, `freeze_last_layer`, `recon_coeff`, ...), so `--set` reads the same across verbs.
 
+use crate::data::pretrain_views::PretrainViews;
 use crate::models::xkd::net::XkdVariant;
 use crate::train::schedule::{linspace_at, Schedule, WarmupCosine};
 use candle_core::Result;
@@ -61,8 +62,8 @@ pub struct PretrainConfig {
     pub drop_last: bool,
     /// Log (and read values back from the device) every this many optimizer steps.
     pub log_every: usize,
-    /// Probe the frozen video student on the labelled data every this many epochs (0: never).
-    pub probe_every: usize,
+    /// The views of each sample (`views.frames`, `views.crop`, `views.local_frames`, ...).
+    pub views: PretrainViews,
 }
 
 impl Default for PretrainConfig {
@@ -102,7 +103,7 @@ impl Default for PretrainConfig {
             save_every_steps: None,
             drop_last: true,
             log_every: 10,
-            probe_every: 0,
+            views: PretrainViews::xkd(),
         }
     }
 }
@@ -113,6 +114,7 @@ impl PretrainConfig {
     pub fn official(variant: XkdVariant) -> Self {
         let mut cfg = Self::default();
         if variant != XkdVariant::Xkd {
+            cfg.views = PretrainViews::xkd_multi_local();
             cfg.warmup_teacher_temp_video = 0.09;
             cfg.teacher_temp_video = 0.11;
             cfg.warmup_teacher_temp_audio = 0.04;
@@ -133,12 +135,19 @@ impl PretrainConfig {
                 candle_core::bail!("pre-training setting `{key}` must be at least 1, found 0")
             }
         }
-        for (key, v) in [("vid_mask_ratio", self.vid_mask_ratio), ("aud_mask_ratio", self.aud_mask_ratio)] {
+        for (key, v) in [
+            ("vid_mask_ratio", self.vid_mask_ratio),
+            ("aud_mask_ratio", self.aud_mask_ratio),
+        ] {
             if !(0.0..1.0).contains(&v) {
                 candle_core::bail!("pre-training setting `{key}` must be in [0, 1), found {v}")
             }
         }
-        for (key, v) in [("vid_ema", self.vid_ema), ("aud_ema", self.aud_ema), ("center_momentum", self.center_momentum)] {
+        for (key, v) in [
+            ("vid_ema", self.vid_ema),
+            ("aud_ema", self.aud_ema),
+            ("center_momentum", self.center_momentum),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 candle_core::bail!("pre-training setting `{key}` must be in [0, 1], found {v}")
             }
@@ -155,6 +164,7 @@ impl PretrainConfig {
                 candle_core::bail!("pre-training setting `{key}` must be positive, found {v}")
             }
         }
+        self.views.validate()?;
         if self.warmup_teacher_temp_epochs > self.epochs {
             candle_core::bail!(
                 "warmup_teacher_temp_epochs ({}) is longer than the run ({} epochs); the official schedule needs it shorter",
@@ -178,14 +188,33 @@ impl PretrainConfig {
     }
 
     pub fn weight_decay_schedule(&self, steps_per_epoch: usize) -> Schedule {
-        let c = WarmupCosine::new(self.weight_decay, self.weight_decay_end, self.epochs, steps_per_epoch, 0, 0.0);
+        let c = WarmupCosine::new(
+            self.weight_decay,
+            self.weight_decay_end,
+            self.epochs,
+            steps_per_epoch,
+            0,
+            0.0,
+        );
         Schedule::PerStep(c)
     }
 
     /// (video, audio) EMA momentum schedules.
     pub fn ema_schedules(&self, steps_per_epoch: usize) -> (Schedule, Schedule) {
-        let ema = |base, end| Schedule::PerStep(WarmupCosine::new(base, end, self.epochs, steps_per_epoch, 0, 0.0));
-        (ema(self.vid_ema, self.vid_ema_end), ema(self.aud_ema, self.aud_ema_end))
+        let ema = |base, end| {
+            Schedule::PerStep(WarmupCosine::new(
+                base,
+                end,
+                self.epochs,
+                steps_per_epoch,
+                0,
+                0.0,
+            ))
+        };
+        (
+            ema(self.vid_ema, self.vid_ema_end),
+            ema(self.aud_ema, self.aud_ema_end),
+        )
     }
 
     pub fn teacher_temperatures(&self) -> TeacherTemperatures {
@@ -239,6 +268,11 @@ mod tests {
         let (v29, a29) = t.at(29);
         assert_eq!((v29, a29), (0.11, 0.06));
         assert_eq!(t.at(500), (0.11, 0.06));
-        assert_eq!(PretrainConfig::official(XkdVariant::Xkd).teacher_temperatures().at(3), (0.1, 0.07));
+        assert_eq!(
+            PretrainConfig::official(XkdVariant::Xkd)
+                .teacher_temperatures()
+                .at(3),
+            (0.1, 0.07)
+        );
     }
 }

@@ -144,7 +144,10 @@ fn official_position(name: &str) -> (usize, usize, usize) {
     let rest = name.split_once("blocks.").map(|(_, r)| r);
     if let Some((block, param)) = rest.and_then(|r| r.split_once('.')) {
         let i = block.parse().unwrap_or(usize::MAX);
-        let j = BLOCK.iter().position(|p| *p == param).unwrap_or(BLOCK.len());
+        let j = BLOCK
+            .iter()
+            .position(|p| *p == param)
+            .unwrap_or(BLOCK.len());
         return (1, i, j);
     }
     let leaf = name.split_once(".backbone.").map(|(_, r)| r);
@@ -158,7 +161,11 @@ fn official_position(name: &str) -> (usize, usize, usize) {
         (Some("norm.bias"), _) => (2, 0, 1),
         (_, Some(h)) if h.starts_with("mlp.") => {
             let (idx, param) = h["mlp.".len()..].split_once('.').unwrap_or(("", ""));
-            (3, idx.parse().unwrap_or(usize::MAX), (param == "bias") as usize)
+            (
+                3,
+                idx.parse().unwrap_or(usize::MAX),
+                (param == "bias") as usize,
+            )
         }
         (_, Some(h)) => (4, 0, (h == "last_layer.weight_v") as usize),
         _ => (5, 0, 0),
@@ -208,7 +215,12 @@ impl Job for Pretraining<'_> {
         let differ: Vec<String> = now
             .iter()
             .filter(|(k, v)| then.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k} (saved {}, now {v})", then.get(k).unwrap_or(&serde_json::Value::Null)))
+            .map(|(k, v)| {
+                format!(
+                    "{k} (saved {}, now {v})",
+                    then.get(k).unwrap_or(&serde_json::Value::Null)
+                )
+            })
             .collect();
         if !differ.is_empty() {
             candle_core::bail!(
@@ -225,7 +237,12 @@ impl Job for Pretraining<'_> {
         ctx: &StepContext,
         rng: &mut SeededRng,
     ) -> Result<StepOutput> {
-        let samples = batch.frames.first().map(|f| f.dim(0)).transpose()?.unwrap_or(0);
+        let samples = batch
+            .frames
+            .first()
+            .map(|f| f.dim(0))
+            .transpose()?
+            .unwrap_or(0);
         let (video_temp, audio_temp) = self.temperatures.at(ctx.epoch);
         self.net.set_teacher_temperatures(video_temp, audio_temp);
         let out = match &batch.masking_noise {

@@ -3,10 +3,12 @@
 //! quickstart ([`synthetic`]), and the replay of recorded official steps ([`replay`]).
 
 pub mod config;
+pub mod dataset;
 pub mod job;
 pub mod replay;
 pub mod replay_compare;
 pub mod replay_config;
+pub mod run;
 pub mod size;
 pub mod synthetic;
 
@@ -49,7 +51,7 @@ pub fn adamw_slot(
     Ok(OptimizerSlot::new("model", Optimizer::AdamW(adamw), lr).with_weight_decay(weight_decay))
 }
 
-/// Pre-trains `net` on `data` with `cfg` on the engine: `last/` (and `best/` when probed),
+/// Pre-trains `net` on `data` with `cfg` on the engine: `last/`,
 /// `metrics.jsonl` with every loss term and scheduled value, under `opts.out_dir`.
 pub fn pretrain(
     net: &mut XkdNet,
@@ -80,7 +82,7 @@ pub fn pretrain(
     let loop_settings = LoopSettings {
         epochs: cfg.epochs,
         accum_steps: cfg.accum_steps,
-        eval_every: cfg.probe_every.max(1),
+        eval_every: 1,
         save_every_steps: cfg.save_every_steps,
         log_every: cfg.log_every,
         seed: cfg.seed,

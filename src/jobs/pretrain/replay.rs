@@ -76,7 +76,13 @@ pub fn replay(dir: &Path, variant: &str, work_dir: &Path) -> Result<BTreeMap<Str
         temperatures: TeacherTemperatures::constant(obj.teacher_temp_video, obj.teacher_temp_audio),
         settings: serde_json::json!({"replay": dir.display().to_string(), "variant": variant}),
     };
-    let slot = adamw_slot(&net, plan.betas, plan.eps, table(|s| s.lr), table(|s| s.weight_decay))?;
+    let slot = adamw_slot(
+        &net,
+        plan.betas,
+        plan.eps,
+        table(|s| s.lr),
+        table(|s| s.weight_decay),
+    )?;
     let mut job = Pretraining::new(&mut net, step);
     job.records = Some(Vec::new());
     let settings = LoopSettings {
@@ -106,7 +112,7 @@ pub fn replay(dir: &Path, variant: &str, work_dir: &Path) -> Result<BTreeMap<Str
 /// The recorded steps must be the run's steps in order: step k at epoch·len + i = k − 1.
 fn check_contiguous(plan: &ReplayPlan) -> Result<()> {
     let per_epoch = plan.batches_per_epoch;
-    if per_epoch == 0 || plan.steps.len() % per_epoch != 0 {
+    if per_epoch == 0 || !plan.steps.len().is_multiple_of(per_epoch) {
         candle_core::bail!(
             "{} recorded steps do not fill whole epochs of {per_epoch} batches (len_train_loader)",
             plan.steps.len()
@@ -180,7 +186,11 @@ fn recorded_batches(plan: &ReplayPlan) -> Result<Vec<PretrainBatch>> {
     let noise_path = plan.file("inputs.safetensors");
     let noise = load(&noise_path)?;
     let shared_path = plan.dir.join("inputs.safetensors");
-    let shared = if noise_path == shared_path { noise.clone() } else { load(&shared_path)? };
+    let shared = if noise_path == shared_path {
+        noise.clone()
+    } else {
+        load(&shared_path)?
+    };
     let p = &plan.prefix;
     let get = |map: &HashMap<String, Tensor>, file: &Path, name: &str| {
         map.get(name).cloned().ok_or_else(|| {
@@ -223,7 +233,9 @@ fn recorded_batches(plan: &ReplayPlan) -> Result<Vec<PretrainBatch>> {
 
 fn official<'a>(names: &'a HashMap<String, String>, avkd: &str) -> Result<&'a str> {
     names.get(avkd).map(String::as_str).ok_or_else(|| {
-        candle_core::Error::Msg(format!("avkd tensor `{avkd}` has no name in the starting checkpoint"))
+        candle_core::Error::Msg(format!(
+            "avkd tensor `{avkd}` has no name in the starting checkpoint"
+        ))
     })
 }
 
@@ -240,19 +252,37 @@ fn write_step(
         out.insert(format!("{prefix}loss_{term}"), value.to_dtype(DType::F32)?);
     }
     for center in ["vt2as", "at2vs"] {
-        let t = record.state.get(&format!("{center}_center")).ok_or_else(|| {
-            candle_core::Error::Msg(format!("step record without the {center} centre"))
-        })?;
+        let t = record
+            .state
+            .get(&format!("{center}_center"))
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!("step record without the {center} centre"))
+            })?;
         out.insert(format!("{prefix}{center}_center"), t.clone());
     }
-    out.insert(format!("{prefix}group_lr"), Tensor::new(&[step.lr, step.lr], &cpu)?);
-    out.insert(format!("{prefix}group_wd"), Tensor::new(&[0.0, step.weight_decay], &cpu)?);
-    out.insert(format!("{prefix}clip_norms"), Tensor::new(record.clip_norms.as_slice(), &cpu)?);
+    out.insert(
+        format!("{prefix}group_lr"),
+        Tensor::new(&[step.lr, step.lr], &cpu)?,
+    );
+    out.insert(
+        format!("{prefix}group_wd"),
+        Tensor::new(&[0.0, step.weight_decay], &cpu)?,
+    );
+    out.insert(
+        format!("{prefix}clip_norms"),
+        Tensor::new(record.clip_norms.as_slice(), &cpu)?,
+    );
     for (name, grad) in &record.grads {
-        out.insert(format!("{prefix}grad.{}", official(names, name)?), grad.clone());
+        out.insert(
+            format!("{prefix}grad.{}", official(names, name)?),
+            grad.clone(),
+        );
     }
     for (name, t) in &record.state {
-        out.insert(format!("{prefix}state.{}", official(names, name)?), t.clone());
+        out.insert(
+            format!("{prefix}state.{}", official(names, name)?),
+            t.clone(),
+        );
     }
     Ok(())
 }
@@ -266,17 +296,28 @@ fn write_moments(
 ) -> Result<()> {
     let state = load(optimizer)?;
     for (key, t) in &state {
-        let Some(param) = key.strip_prefix("model.").and_then(|k| k.strip_suffix(".step")) else {
+        let Some(param) = key
+            .strip_prefix("model.")
+            .and_then(|k| k.strip_suffix(".step"))
+        else {
             continue;
         };
         if t.to_dtype(DType::F64)?.to_scalar::<f64>()? == 0.0 {
             continue;
         }
         for moment in ["exp_avg", "exp_avg_sq"] {
-            let m = state.get(&format!("model.{param}.{moment}")).ok_or_else(|| {
-                candle_core::Error::Msg(format!("{}: no `model.{param}.{moment}`", optimizer.display()))
-            })?;
-            out.insert(format!("{prefix}{moment}.{}", official(names, param)?), m.clone());
+            let m = state
+                .get(&format!("model.{param}.{moment}"))
+                .ok_or_else(|| {
+                    candle_core::Error::Msg(format!(
+                        "{}: no `model.{param}.{moment}`",
+                        optimizer.display()
+                    ))
+                })?;
+            out.insert(
+                format!("{prefix}{moment}.{}", official(names, param)?),
+                m.clone(),
+            );
         }
     }
     Ok(())

@@ -160,7 +160,12 @@ fn step_of(file: &str) -> Option<usize> {
 /// decode latents of students that moved.
 fn mmd_reached(name: &str, k: usize) -> bool {
     let nets = match k {
-        1 => &["vid_student.", "aud_student.", "vid_teacher.", "aud_teacher."][..],
+        1 => &[
+            "vid_student.",
+            "aud_student.",
+            "vid_teacher.",
+            "aud_teacher.",
+        ][..],
         _ => &[""][..],
     };
     name.ends_with("clip_norms")

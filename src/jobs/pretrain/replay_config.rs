@@ -5,7 +5,9 @@
 //! momenta). Every value the replay needs must be there: nothing is defaulted.
 
 use super::size::{NetSize, ProjectorEntry, TransformerEntry};
-use crate::models::xkd::config::{AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoVitConfig};
+use crate::models::xkd::config::{
+    AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoVitConfig,
+};
 use crate::models::xkd::net::{XkdConfig, XkdObjectiveConfig, XkdVariant};
 use crate::models::xkd::refine::CrossModalAttnMode;
 use crate::nn::interpolate::AxisRule;
@@ -45,9 +47,9 @@ pub struct ReplayPlan {
 fn field<'a>(v: &'a Value, path: &str, file: &Path) -> Result<&'a Value> {
     let mut node = v;
     for part in path.split('.') {
-        node = node.get(part).ok_or_else(|| {
-            candle_core::Error::Msg(format!("{}: no `{path}`", file.display()))
-        })?;
+        node = node
+            .get(part)
+            .ok_or_else(|| candle_core::Error::Msg(format!("{}: no `{path}`", file.display())))?;
     }
     Ok(node)
 }
@@ -55,7 +57,10 @@ fn field<'a>(v: &'a Value, path: &str, file: &Path) -> Result<&'a Value> {
 fn f64_at(v: &Value, path: &str, file: &Path) -> Result<f64> {
     let x = field(v, path, file)?;
     x.as_f64().ok_or_else(|| {
-        candle_core::Error::Msg(format!("{}: `{path}` should be a number, found {x}", file.display()))
+        candle_core::Error::Msg(format!(
+            "{}: `{path}` should be a number, found {x}",
+            file.display()
+        ))
     })
 }
 
@@ -72,7 +77,10 @@ fn usize_at(v: &Value, path: &str, file: &Path) -> Result<usize> {
 fn pair_at<T: serde::de::DeserializeOwned>(v: &Value, path: &str, file: &Path) -> Result<[T; 2]> {
     let x = field(v, path, file)?;
     serde_json::from_value(x.clone()).map_err(|_| {
-        candle_core::Error::Msg(format!("{}: `{path}` should be a pair, found {x}", file.display()))
+        candle_core::Error::Msg(format!(
+            "{}: `{path}` should be a pair, found {x}",
+            file.display()
+        ))
     })
 }
 
@@ -91,7 +99,10 @@ fn require(v: &Value, path: &str, expected: &Value, file: &Path) -> Result<()> {
 /// An encoder/decoder/projector entry by name: from `config_entries`, or an official preset.
 fn entry(v: &Value, name_path: &str, file: &Path) -> Result<Value> {
     let name = field(v, name_path, file)?.as_str().ok_or_else(|| {
-        candle_core::Error::Msg(format!("{}: `{name_path}` should be a name", file.display()))
+        candle_core::Error::Msg(format!(
+            "{}: `{name_path}` should be a name",
+            file.display()
+        ))
     })?;
     if let Some(e) = v.pointer(&format!("/constructor/config_entries/{name}")) {
         return Ok(e.clone());
@@ -114,7 +125,10 @@ fn entry(v: &Value, name_path: &str, file: &Path) -> Result<Value> {
 
 fn transformer(v: &Value, name_path: &str, file: &Path) -> Result<TransformerEntry> {
     serde_json::from_value(entry(v, name_path, file)?).map_err(|e| {
-        candle_core::Error::Msg(format!("{}: the entry `{name_path}` names: {e}", file.display()))
+        candle_core::Error::Msg(format!(
+            "{}: the entry `{name_path}` names: {e}",
+            file.display()
+        ))
     })
 }
 
@@ -181,7 +195,10 @@ fn recorded_steps(v: &Value, variant: &str, file: &Path) -> Result<Vec<RecordedS
         });
     }
     if steps.is_empty() {
-        candle_core::bail!("{}: no `per_step.{variant}.step1`: nothing to replay for this variant", file.display())
+        candle_core::bail!(
+            "{}: no `per_step.{variant}.step1`: nothing to replay for this variant",
+            file.display()
+        )
     }
     Ok(steps)
 }
@@ -189,7 +206,12 @@ fn recorded_steps(v: &Value, variant: &str, file: &Path) -> Result<Vec<RecordedS
 /// The net of `constructor.kwargs` with the objective of `forward_kwargs`.
 fn net_config(v: &Value, variant: XkdVariant, file: &Path) -> Result<XkdConfig> {
     let k = "constructor.kwargs";
-    require(v, &format!("{k}.masking_fn"), &"random_masking".into(), file)?;
+    require(
+        v,
+        &format!("{k}.masking_fn"),
+        &"random_masking".into(),
+        file,
+    )?;
     require(v, &format!("{k}.align_loss"), &"mmd".into(), file)?;
     require(v, &format!("{k}.apply_cls_token"), &true.into(), file)?;
     require(v, "forward_kwargs.global_views_number", &1.into(), file)?;
@@ -202,25 +224,44 @@ fn net_config(v: &Value, variant: XkdVariant, file: &Path) -> Result<XkdConfig> 
     let projector_value = entry(v, &format!("{k}.projector_cfg"), file)?;
     let mut projector_json = serde_json::Map::new();
     for key in ["out_dim", "hidden_dim", "bottleneck_dim", "nlayers"] {
-        projector_json.insert(key.into(), projector_value.get(key).cloned().unwrap_or(Value::Null));
+        projector_json.insert(
+            key.into(),
+            projector_value.get(key).cloned().unwrap_or(Value::Null),
+        );
     }
-    let projector: ProjectorEntry = serde_json::from_value(Value::Object(projector_json))
-        .map_err(|e| candle_core::Error::Msg(format!("{}: projector_cfg entry: {e}", file.display())))?;
-    let frame: [usize; 3] = serde_json::from_value(field(v, &format!("{k}.frame_size"), file)?.clone())
-        .map_err(|_| candle_core::Error::Msg(format!("{}: `{k}.frame_size` should be [C, H, W]", file.display())))?;
+    let projector: ProjectorEntry =
+        serde_json::from_value(Value::Object(projector_json)).map_err(|e| {
+            candle_core::Error::Msg(format!("{}: projector_cfg entry: {e}", file.display()))
+        })?;
+    let frame: [usize; 3] = serde_json::from_value(
+        field(v, &format!("{k}.frame_size"), file)?.clone(),
+    )
+    .map_err(|_| {
+        candle_core::Error::Msg(format!(
+            "{}: `{k}.frame_size` should be [C, H, W]",
+            file.display()
+        ))
+    })?;
     let [vm, am]: [f64; 2] = pair_at(v, &format!("{k}.center_momentum"), file)?;
     if vm != am {
-        candle_core::bail!("{}: center_momentum {vm} (video) and {am} (audio) differ; avkd uses one", file.display())
+        candle_core::bail!(
+            "{}: center_momentum {vm} (video) and {am} (audio) differ; avkd uses one",
+            file.display()
+        )
     }
-    let norm_pix_loss = field(v, &format!("{k}.norm_pix_loss"), file)?.as_bool().unwrap_or(true);
+    let norm_pix_loss = field(v, &format!("{k}.norm_pix_loss"), file)?
+        .as_bool()
+        .unwrap_or(true);
     let fk = "forward_kwargs";
     let decoder_cfg = |ratio: f64| MaeDecoderConfig {
         transformer: decoder.transformer(),
         mask_ratio: ratio,
         norm_pix_loss,
     };
-    let attn: CrossModalAttnMode = serde_json::from_value(field(v, &format!("{fk}.cm_attn_mode"), file)?.clone())
-        .map_err(|e| candle_core::Error::Msg(format!("{}: `{fk}.cm_attn_mode`: {e}", file.display())))?;
+    let attn: CrossModalAttnMode =
+        serde_json::from_value(field(v, &format!("{fk}.cm_attn_mode"), file)?.clone()).map_err(
+            |e| candle_core::Error::Msg(format!("{}: `{fk}.cm_attn_mode`: {e}", file.display())),
+        )?;
     Ok(XkdConfig {
         variant,
         video: VideoVitConfig {

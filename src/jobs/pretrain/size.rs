@@ -109,7 +109,8 @@ impl NetSize {
         })?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
-        Self::from_json(&value).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
+        Self::from_json(&value)
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
     }
 
     /// The `base` size with the entries `value` gives replaced.
@@ -179,12 +180,16 @@ mod tests {
         let v = serde_json::json!({"encoder": {"embed_dim": 64, "num_heads": 4},
             "projector": {"out_dim": 256, "act": "gelu"}});
         let s = NetSize::from_json(&v)?;
-        assert_eq!((s.encoder.embed_dim, s.encoder.depth, s.encoder.num_heads), (64, 12, 4));
+        assert_eq!(
+            (s.encoder.embed_dim, s.encoder.depth, s.encoder.num_heads),
+            (64, 12, 4)
+        );
         assert_eq!(s.decoder, NetSize::preset("base")?.decoder);
         assert_eq!((s.projector.out_dim, s.projector.hidden_dim), (256, 2048));
         let err = NetSize::from_json(&serde_json::json!({"encoder": {"dim": 3}})).unwrap_err();
         assert!(err.to_string().contains("encoder.dim"), "{err}");
-        let err = NetSize::from_json(&serde_json::json!({"projector": {"act": "relu"}})).unwrap_err();
+        let err =
+            NetSize::from_json(&serde_json::json!({"projector": {"act": "relu"}})).unwrap_err();
         assert!(err.to_string().contains("projector.act"), "{err}");
         assert!(NetSize::parse("huge").is_err());
         Ok(())
