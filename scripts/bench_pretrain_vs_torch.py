@@ -26,12 +26,16 @@ Modes
                    codes/train, plus einops) the official code is replayed here as well, and the
                    verdict is this script against it: bit-identical on the machine this was written on.
                    This is what shows that the benchmark times the real official step.
+                   DIR may also be a recording in the same layout written by
+                   scripts/make_pretrain_recording.py (e.g. tests/fixtures/xkd/pretrain_step_mats with
+                   --variant mats, which the official fixture lacks).
 
 Usage:
   python3 scripts/bench_pretrain_vs_torch.py [--avkd target/release/avkd] [--batches 2,8] [--iters 3]
          [--threads 2] [--variant xkd|mas|mats] [--torch-only] [--json OUT]
   python3 scripts/bench_pretrain_vs_torch.py --verify shared/fixtures/xkd/pretrain_step [--variant mas]
          [--official XKD/codes/train]
+  python3 scripts/bench_pretrain_vs_torch.py --verify tests/fixtures/xkd/pretrain_step_mats --variant mats
 
 Needs torch (and the `safetensors` package for --verify); no numpy, no timm, no einops.
 """
@@ -607,15 +611,23 @@ def official_net(src, variant, kwargs, presets):
     return net, lambda noise: queue.extend([noise["vid"], noise["aud"]])
 
 
+PREFIXES = {"xkd": "", "mas": "mas_", "mats": "mats_"}  # of a variant's files and tensors in a recording
+
+
 def replay(net, feed_noise, d, pre, cfg, inputs, noises):
-    """Runs the fixture's two training iterations on `net`; returns what the fixture recorded."""
+    """Runs the recording's training iterations on `net`; returns what the recording holds."""
     hp = cfg["constructor"]["train_one_epoch"]
     ck = torch.load(os.path.join(d, pre + "checkpoint_init.pth.tar"), map_location="cpu", weights_only=True)
     net.load_state_dict({k.removeprefix("module."): v for k, v in ck["model"].items()}, strict=True)
     net.train()
-    opt = make_optimizer(net, hp["init_lr"], hp["betas"])  # fresh AdamW, as the checkpoint's (empty state)
-    params, steps, per_step = dict(net.named_parameters()), [], cfg["per_step"]["mas" if pre else "xkd"]
-    for k in (1, 2):
+    # the checkpoint's optimizer (fresh AdamW: empty state), resumed as main_xkd.py does; lr and weight
+    # decay are set per step below
+    opt = make_optimizer(net, 0.0, hp["betas"])
+    opt.load_state_dict(ck["optimizer"])
+    assert not opt.state, "a replay starts from fresh AdamW moments"
+    variant = {v: k for k, v in PREFIXES.items()}[pre]
+    params, steps, per_step = dict(net.named_parameters()), [], cfg["per_step"][variant]
+    for k in range(1, len([s for s in per_step if s.startswith("step")]) + 1):
         st = per_step[f"step{k}"]  # the recorded epoch, lr, wd and EMA momenta of that iteration
         frames = [inputs[f"step{k}_frames_global"], inputs[f"step{k}_frames_local"]]
         specs = [inputs[f"step{k}_specs_global"], inputs[f"step{k}_specs_local"]]
@@ -628,6 +640,8 @@ def replay(net, feed_noise, d, pre, cfg, inputs, noises):
                                    noise=noise, before_update=snap)
         steps.append({"losses": {n: v.detach() for n, v in losses.items()}, "norms": torch.tensor(norms, dtype=torch.float64),
                       "centres": {c: getattr(net, c + "_ce_loss").center.clone() for c in ("vt2as", "at2vs")},
+                      "groups": {key: torch.tensor([float(g[key]) for g in opt.param_groups], dtype=torch.float64)
+                                 for key in ("lr", "weight_decay")},
                       "grads": grads, "state": {n: v.clone() for n, v in net.state_dict().items()}})
     moments = {f"{kind}.{n}": opt.state[p][kind] for n, p in params.items() if p in opt.state
                for kind in ("exp_avg", "exp_avg_sq")}
@@ -651,6 +665,8 @@ def compare(run, ref_steps, ref_moments):
         for c, v in ref["centres"].items():
             note("centres", f"step{k} {c}", rel_err(ours["centres"][c], v))
         note("clip norms", f"step{k}", rel_err(ours["norms"], ref["norms"]))
+        for key, v in ref.get("groups", {}).items():
+            note("group lr/wd", f"step{k} {key}", rel_err(ours["groups"][key], v))
         for n, v in ref["grads"].items():
             note("grads", f"step{k} {n}", rel_err(ours["grads"][n], v))
         for n, v in ref["state"].items():
@@ -664,22 +680,26 @@ def fixture_records(d, pre):
     """The fixture's step files in the shape replay() returns."""
     from safetensors.torch import load_file
 
-    steps = []
-    for k in (1, 2):
+    steps, k = [], 1
+    while os.path.exists(os.path.join(d, f"{pre}step{k}.safetensors")):
         f, p = load_file(os.path.join(d, f"{pre}step{k}.safetensors")), f"{pre}step{k}_"
         pick = lambda tag: {n[len(p + tag):]: v for n, v in f.items() if n.startswith(p + tag)}
         steps.append({"losses": pick("loss_"), "norms": f[p + "clip_norms"], "grads": pick("grad."),
-                      "state": pick("state."), "centres": {c: f[p + c + "_center"] for c in ("vt2as", "at2vs")}})
-    moments = {n[len(pre):]: v for n, v in load_file(os.path.join(d, pre + "adamw_after_step2.safetensors")).items()}
+                      "state": pick("state."), "centres": {c: f[p + c + "_center"] for c in ("vt2as", "at2vs")},
+                      "groups": {"lr": f[p + "group_lr"], "weight_decay": f[p + "group_wd"]}})
+        k += 1
+    moments = load_file(os.path.join(d, f"{pre}adamw_after_step{k - 1}.safetensors"))
+    moments = {n[len(pre):]: v for n, v in moments.items()}
     return steps, moments
 
 
 def verify(args):
     from safetensors.torch import load_file
 
-    d, pre = args.verify, ("mas_" if args.variant == "mas" else "")
-    if args.variant == "mats":
-        raise SystemExit("the fixture has no MATS variant")
+    d, pre = args.verify, PREFIXES[args.variant]
+    if not os.path.exists(os.path.join(d, pre + "checkpoint_init.pth.tar")):
+        raise SystemExit(f"{d} has no {args.variant} recording ({pre}checkpoint_init.pth.tar); the official fixture "
+                         "has XKD and MAS, scripts/make_pretrain_recording.py writes MATS ones")
     cfg = json.load(open(os.path.join(d, "config.json")))
     ctor = cfg["constructor"]
     # the fixture ran single-threaded; the thread count changes reduction orders, hence the last bits
@@ -769,7 +789,8 @@ def main():
     ap.add_argument("--local-views", type=int, default=None, help="default: 1 (xkd), 3 (mas/mats), as the configs")
     ap.add_argument("--torch-only", action="store_true", help="skip avkd")
     ap.add_argument("--json", help="also write the rows here")
-    ap.add_argument("--verify", metavar="DIR", help="replay the official pretrain_step fixture in DIR instead")
+    ap.add_argument("--verify", metavar="DIR",
+                    help="replay the official pretrain_step fixture (or a recording in its layout) in DIR instead")
     ap.add_argument("--tol", type=float, default=1e-5, help="--verify: max relative error allowed")
     ap.add_argument("--official", metavar="SRC", help="--verify: also replay the official code from SRC "
                     "(a checkout's codes/train; needs einops) and compare this script with it")
