@@ -298,7 +298,7 @@ fn batches_stack_per_view() {
 
 #[test]
 fn views_recipes_round_trip_through_toml_with_overrides() {
-    let text = "frames = 8\ncrop = 32\nlocal_frames = 2\nnum_local_views = 3\n";
+    let text = "global_frames = 8\ncrop = 32\nlocal_frames = 2\nnum_local_views = 3\n";
     let views: PretrainViews = toml::from_str(text).unwrap();
     assert_eq!(views.global_frames, 8);
     assert_eq!(

@@ -3,10 +3,13 @@
 //! random 4-s window) and CCL clips (16 consecutive frames), from frame folders and, with the
 //! `ffmpeg` feature, from `.avi` files. scripts/bench_loader_vs_pyav.py does the same in Python
 //! (PIL, PyAV, decord) on the same files. The full training transform (RandAugment, random resized
-//! crop, flip, erasing) is timed too.
+//! crop, flip, erasing) is timed too, and XKD's pre-training views (video and audio) of a sample.
 
+use crate::data::av_views::{load_av_views, AvViews};
 use crate::data::clip_sampling::ClipSampling;
-use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::loader::{LoadFn, Loader, LoaderConfig};
+use crate::data::mel::{LogMel, LogMelConfig};
+use crate::data::pretrain_views::PretrainViews;
 use crate::data::synth_dataset::{
     synth_videos, write_synth_dataset, SynthDatasetConfig, SYNTH_VIDEO_DIR,
 };
@@ -93,6 +96,18 @@ fn clips_per_s(
                 .ok_or_else(|| candle_core::Error::Msg("no view".into())),
         }
     });
+    time_loader(name, videos.len(), n, workers, load)
+}
+
+/// Clips per second of `load` over `n` items on `workers` threads, after a warm-up pass over the
+/// first `warm` items (the page cache).
+fn time_loader<T: Send + 'static>(
+    name: &str,
+    warm: usize,
+    n: usize,
+    workers: usize,
+    load: LoadFn<T>,
+) -> Result<LoaderTiming> {
     let loader = Loader::new(
         n,
         LoaderConfig {
@@ -106,8 +121,7 @@ fn clips_per_s(
         },
         load,
     );
-    // One pass to warm the page cache, then the timed pass.
-    for b in loader.epoch(0, 0).take(videos.len()) {
+    for b in loader.epoch(0, 0).take(warm) {
         b?;
     }
     let start = Instant::now();
@@ -121,6 +135,27 @@ fn clips_per_s(
         clips,
         workers,
     })
+}
+
+/// XKD's pre-training views of a sample (global 32×112² + 80×448, one local 8×96² + 80×112 with
+/// the official augmentations, audio decoded from the WAV) per second.
+fn pretrain_views_per_s(videos: &[PathBuf], workers: usize, rounds: usize) -> Result<LoaderTiming> {
+    let views = PretrainViews::xkd();
+    let logmel = Arc::new(LogMel::new(LogMelConfig::xkd())?);
+    let items: Arc<Vec<PathBuf>> = Arc::new(videos.to_vec());
+    let n = items.len() * rounds;
+    let load = Arc::new(move |i: usize, rng: &mut SeededRng| -> Result<AvViews> {
+        let path = &items[i % items.len()];
+        load_av_views(Path::new(""), path, &views, &logmel, None, rng)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    });
+    time_loader(
+        "xkd pretrain views frames+wav",
+        videos.len(),
+        n,
+        workers,
+        load,
+    )
 }
 
 /// Times the loader on the dataset in `dir` (made if absent) with `workers` threads.
@@ -142,5 +177,6 @@ pub fn loader(dir: &Path, workers: usize, rounds: usize) -> Result<Vec<LoaderTim
         let aug = Some(TrainAugment::xkd_finetune(112));
         out.push(clips_per_s(&name, videos, xkd, aug, workers, rounds)?);
     }
+    out.push(pretrain_views_per_s(&sources[0].1, workers, rounds)?);
     Ok(out)
 }

@@ -4,6 +4,7 @@
 //! Above `jobs`, below only the command line.
 
 pub mod loader;
+pub mod pretrain;
 
 use crate::data::audio::{decode_file, load_file, XKD_SAMPLE_RATE};
 use crate::data::mel::{LogMel, LogMelConfig};

@@ -51,6 +51,18 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// One XKD pre-training step of the official ViT-B configuration (forward, backward,
+    /// clipping, AdamW, EMA) per batch size (for scripts/bench_pretrain_vs_torch.py).
+    Pretrain {
+        #[arg(long, default_value = "2,8", value_delimiter = ',')]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// CCL: R(2+1)D-18 on [B, 3, 16, 112, 112] forward and forward+backward, a 3x3x3 Conv3d.
     Ccl {
         #[arg(long, default_value_t = 8)]
@@ -107,6 +119,19 @@ pub fn run(what: BenchWhat) -> Result<()> {
             }
             return Ok(());
         }
+        BenchWhat::Pretrain {
+            batches,
+            iters,
+            device,
+            json,
+        } => (
+            avkd::bench::pretrain::pretrain_step(
+                &batches,
+                iters,
+                &avkd::util::device::parse_device(&device)?,
+            )?,
+            json,
+        ),
         BenchWhat::Ccl {
             batch,
             iters,

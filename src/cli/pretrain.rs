@@ -99,8 +99,13 @@ fn settings(variant: XkdVariant, sets: &[String]) -> Result<PretrainConfig> {
     Ok(cfg)
 }
 
-/// The videos to pre-train on (relative to the returned root); reports listed videos not found.
-fn videos(args: &PretrainArgs, root: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
+/// The videos to pre-train on (relative to the returned root), and the labelled dataset the probe
+/// can use (the benchmarks and lists; not Kinetics or AudioSet CSVs); reports listed videos not
+/// found.
+fn videos(
+    args: &PretrainArgs,
+    root: &Path,
+) -> Result<(PathBuf, Vec<PathBuf>, Option<DatasetSpec>)> {
     let dataset = args
         .dataset
         .as_deref()
@@ -119,10 +124,8 @@ fn videos(args: &PretrainArgs, root: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
         if !list.missing.is_empty() {
             eprintln!("{}", list.missing_summary(root));
         }
-        return Ok((
-            root.to_path_buf(),
-            list.samples.into_iter().map(|s| s.video).collect(),
-        ));
+        let videos = list.samples.into_iter().map(|s| s.video).collect();
+        return Ok((root.to_path_buf(), videos, None));
     }
     let kind: DatasetKind = dataset.parse()?;
     let mut spec = DatasetSpec::new(kind, root, Fold::One(1));
@@ -140,10 +143,8 @@ fn videos(args: &PretrainArgs, root: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
             video_root.display()
         );
     }
-    Ok((
-        video_root,
-        split.train.into_iter().map(|s| s.video).collect(),
-    ))
+    let videos = split.train.into_iter().map(|s| s.video).collect();
+    Ok((video_root, videos, Some(spec)))
 }
 
 fn run_dataset(args: &PretrainArgs) -> Result<()> {
@@ -166,7 +167,7 @@ fn run_dataset(args: &PretrainArgs) -> Result<()> {
         .root
         .as_deref()
         .context("--root is needed to pre-train")?;
-    let (root, videos) = videos(args, root)?;
+    let (root, videos, probe_dataset) = videos(args, root)?;
     let run = PretrainRun {
         variant,
         size,
@@ -181,6 +182,7 @@ fn run_dataset(args: &PretrainArgs) -> Result<()> {
         skip_bad: args.run.skip_bad,
         export_official: args.export_official,
         progress: true,
+        probe_dataset,
     };
     let dev = avkd::util::device::parse_device(&args.run.device)?;
     let report = run_pretrain(&run, &dev).context("pre-training failed")?;
@@ -201,6 +203,14 @@ fn run_dataset(args: &PretrainArgs) -> Result<()> {
     }
     for folder in &report.exports {
         println!("exported {}", folder.display());
+    }
+    if let Some(top1) = report.summary.best_top1 {
+        println!(
+            "best probe top-1 {:.2} % at epoch {} ({})",
+            100.0 * top1,
+            report.summary.best_epoch.unwrap_or(0),
+            report.summary.best_dir.display()
+        );
     }
     println!("metrics {}", report.summary.metrics_path.display());
     Ok(())

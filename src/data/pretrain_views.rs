@@ -27,7 +27,6 @@ pub struct PretrainViews {
     pub fps: f64,
     /// Frames of the global view (official: 32). The clip lasts `global_frames / fps` seconds, for
     /// the video and for the audio.
-    #[serde(alias = "frames")]
     pub global_frames: usize,
     /// The global view's square crop, and the short side frames are resized to first (official: 112).
     pub crop: usize,

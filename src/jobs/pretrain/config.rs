@@ -62,6 +62,11 @@ pub struct PretrainConfig {
     pub drop_last: bool,
     /// Log (and read values back from the device) every this many optimizer steps.
     pub log_every: usize,
+    /// Probe the frozen video student (linear SVM on a labelled dataset) every this many epochs,
+    /// and after the last; 0: never.
+    pub probe_every: usize,
+    /// The probe's classifier: the papers' linear SVM (true) or a trained linear head (false).
+    pub probe_svm: bool,
     /// The views of each sample (`views.frames`, `views.crop`, `views.local_frames`, ...).
     pub views: PretrainViews,
 }
@@ -103,6 +108,8 @@ impl Default for PretrainConfig {
             save_every_steps: None,
             drop_last: true,
             log_every: 10,
+            probe_every: 0,
+            probe_svm: true,
             views: PretrainViews::xkd(),
         }
     }

@@ -15,6 +15,7 @@
 //! DINO centres.
 
 use super::config::TeacherTemperatures;
+use super::probe::Probe;
 use crate::checkpoint::export::write_model_folder;
 use crate::data::synth::AvBatch;
 use crate::models::xkd::mae::masking_from_noise;
@@ -80,6 +81,8 @@ pub struct Pretraining<'a> {
     clip_norms: Vec<f64>,
     /// Set to keep a [`StepRecord`] of every step.
     pub records: Option<Vec<StepRecord>>,
+    /// Evaluates the frozen video student when the engine asks (every `probe_every` epochs).
+    pub probe: Option<Probe>,
 }
 
 /// How a [`Pretraining`] job steps, besides what the engine schedules.
@@ -115,6 +118,7 @@ impl<'a> Pretraining<'a> {
             temperatures: step.temperatures,
             clip_norms: Vec::new(),
             records: None,
+            probe: None,
         }
     }
 
@@ -331,7 +335,7 @@ impl Job for Pretraining<'_> {
     }
 
     fn evaluate(&mut self, _epoch_number: usize) -> Result<Option<EvalOutcome>> {
-        Ok(None)
+        self.probe.as_ref().map(|p| p.run(self.net)).transpose()
     }
 
     fn save(&self, dir: &Path, state: &TrainerState) -> Result<()> {

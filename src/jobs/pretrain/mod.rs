@@ -5,6 +5,7 @@
 pub mod config;
 pub mod dataset;
 pub mod job;
+pub mod probe;
 pub mod replay;
 pub mod replay_compare;
 pub mod replay_config;
@@ -14,6 +15,7 @@ pub mod synthetic;
 
 pub use config::{PretrainConfig, TeacherTemperatures};
 pub use job::{PretrainBatch, PretrainStepSettings, Pretraining};
+pub use probe::Probe;
 pub use size::NetSize;
 pub use synthetic::{pretrain_synthetic, PretrainSummary, SyntheticAvBatches};
 
@@ -51,14 +53,22 @@ pub fn adamw_slot(
     Ok(OptimizerSlot::new("model", Optimizer::AdamW(adamw), lr).with_weight_decay(weight_decay))
 }
 
-/// Pre-trains `net` on `data` with `cfg` on the engine: `last/`,
+/// Pre-trains `net` on `data` with `cfg` on the engine: `last/` (and `best/`, the best-probed
+/// checkpoint, with a probe),
 /// `metrics.jsonl` with every loss term and scheduled value, under `opts.out_dir`.
 pub fn pretrain(
     net: &mut XkdNet,
     data: &mut dyn TrainData<Batch = PretrainBatch>,
     cfg: &PretrainConfig,
     opts: &RunOptions,
+    probe: Option<Probe>,
 ) -> Result<RunSummary> {
+    if cfg.probe_every > 0 && probe.is_none() {
+        candle_core::bail!(
+            "probe_every = {} needs a labelled dataset to probe on",
+            cfg.probe_every
+        )
+    }
     cfg.validate()?;
     let steps_per_epoch = data.num_batches().div_ceil(cfg.accum_steps);
     let slot = adamw_slot(
@@ -79,10 +89,11 @@ pub fn pretrain(
         settings,
     };
     let mut job = Pretraining::new(net, step);
+    job.probe = probe.filter(|_| cfg.probe_every > 0);
     let loop_settings = LoopSettings {
         epochs: cfg.epochs,
         accum_steps: cfg.accum_steps,
-        eval_every: 1,
+        eval_every: cfg.probe_every.max(1),
         save_every_steps: cfg.save_every_steps,
         log_every: cfg.log_every,
         seed: cfg.seed,

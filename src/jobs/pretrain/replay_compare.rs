@@ -75,7 +75,7 @@ impl ReplayComparison {
 /// in the first step, and from the second step on (where the noise has gone through one AdamW
 /// update: the official code itself, run on another machine than the recording's, misses XKD-MAS's
 /// step-2 gradients and final moments by ~1.1e-1 of their largest magnitude).
-pub const MMD_REACHED_REL: [f64; 2] = [2e-2, 0.25];
+pub const MMD_REACHED_REL: [f64; 2] = [5e-2, 0.25];
 
 /// Compares `replayed` with the recording in `reference` for `prefix` (`""` or `mas_`); `lrs` are
 /// the learning rates of the recorded steps.

@@ -4,12 +4,13 @@
 
 use super::dataset::AvDatasetBatches;
 use super::job::net_tensors;
-use super::{pretrain, NetSize, PretrainConfig};
+use super::{pretrain, NetSize, PretrainConfig, Probe};
 use crate::checkpoint::export::write_model_folder;
 use crate::checkpoint::keymap::avkd_to_official;
 use crate::checkpoint::safetensors_writer::{write_streaming, PendingTensor};
 use crate::data::loader::{BadSample, LoaderConfig};
 use crate::data::mel::{LogMel, LogMelConfig};
+use crate::jobs::dataset_spec::DatasetSpec;
 use crate::models::config::ModelConfig;
 use crate::models::xkd::config::{
     AudioVitConfig, DinoHeadConfig, MaeDecoderConfig, VideoVitConfig,
@@ -39,6 +40,8 @@ pub struct PretrainRun {
     pub skip_bad: bool,
     pub export_official: bool,
     pub progress: bool,
+    /// The labelled dataset the `probe_every` probe evaluates on.
+    pub probe_dataset: Option<DatasetSpec>,
 }
 
 /// What a run did.
@@ -152,7 +155,18 @@ pub fn run_pretrain(run: &PretrainRun, dev: &Device) -> Result<PretrainReport> {
         progress: run.progress,
         ..Default::default()
     };
-    let summary = pretrain(&mut net, &mut data, &run.cfg, &opts)?;
+    let probe = run.probe_dataset.clone().map(|dataset| Probe {
+        dataset,
+        dir: run.out.join("probe"),
+        train_clips: 1,
+        test_clips: 1,
+        workers: run.workers,
+        skip_bad: run.skip_bad,
+        seed: run.cfg.seed,
+        device: dev.clone(),
+        svm: run.cfg.probe_svm,
+    });
+    let summary = pretrain(&mut net, &mut data, &run.cfg, &opts, probe)?;
     if let Err(e) =
         crate::train::plot::plot_metrics(&summary.metrics_path, &run.out.join("curves.svg"))
     {
@@ -181,55 +195,59 @@ fn write_filtered(out: &Path, filtered: &BTreeMap<PathBuf, String>) -> Result<()
 }
 
 /// The four backbones (video/audio × student/teacher) as avkd model folders under `dir`; with
-/// `official`, each also as `official.pth.safetensors`-style safetensors under the official
-/// `XKD_Net.save_state_dicts` names, and the whole net as `xkd_net_official.safetensors`.
+/// `official`, each also as `official.safetensors` under the official `XKD_Net.save_state_dicts`
+/// names, and the whole net (every alias included) as `xkd_net_official.safetensors`.
 pub fn export_backbones(net: &XkdNet, dir: &Path, official: bool) -> Result<Vec<PathBuf>> {
-    let tensors = net_tensors(net)?;
-    let cfg = net.config();
-    let meta = BTreeMap::from([(
-        "source".to_string(),
-        format!("avkd {} pre-training", cfg.variant.model_type()),
-    )]);
     let mut folders = Vec::new();
-    for (name, net_name, video) in [
-        ("video_student", "vid_student", true),
-        ("video_teacher", "vid_teacher", true),
-        ("audio_student", "aud_student", false),
-        ("audio_teacher", "aud_teacher", false),
+    for (name, net_name) in [
+        ("video_student", "vid_student"),
+        ("video_teacher", "vid_teacher"),
+        ("audio_student", "aud_student"),
+        ("audio_teacher", "aud_teacher"),
     ] {
-        let part = backbone_tensors(&tensors, net_name, cfg.variant)?;
         let folder = dir.join(name);
-        if video {
-            write_model_folder(&folder, "xkd-video", &cfg.video, &part, &meta)?;
-        } else {
-            write_model_folder(&folder, "xkd-audio", &cfg.audio, &part, &meta)?;
-        }
-        let model = match video {
-            true => ModelConfig::XkdVideo(cfg.video.clone()),
-            false => ModelConfig::XkdAudio(cfg.audio.clone()),
-        };
-        if official {
-            let sorted: BTreeMap<String, Tensor> = part.into_iter().collect();
-            write_official(
-                &folder.join("official.safetensors"),
-                avkd_to_official(&model, sorted)?,
-            )?;
-        }
+        write_backbone(net, net_name, &folder, official)?;
         folders.push(folder);
     }
     if official {
+        let cfg = net.config().clone();
         let model = match cfg.variant {
-            XkdVariant::Xkd => ModelConfig::Xkd(cfg.clone()),
-            XkdVariant::Mas => ModelConfig::XkdMas(cfg.clone()),
-            XkdVariant::Mats => ModelConfig::XkdMats(cfg.clone()),
+            XkdVariant::Xkd => ModelConfig::Xkd(cfg),
+            XkdVariant::Mas => ModelConfig::XkdMas(cfg),
+            XkdVariant::Mats => ModelConfig::XkdMats(cfg),
         };
-        let sorted: BTreeMap<String, Tensor> = tensors.into_iter().collect();
+        let sorted: BTreeMap<String, Tensor> = net_tensors(net)?.into_iter().collect();
+        let path = dir.join("xkd_net_official.safetensors");
+        write_official(&path, avkd_to_official(&model, sorted)?)?;
+    }
+    Ok(folders)
+}
+
+/// One backbone (`vid_student`, `aud_teacher`, ...) of the net as an avkd model folder; with
+/// `official`, also `official.safetensors` under the official names.
+pub fn write_backbone(net: &XkdNet, net_name: &str, folder: &Path, official: bool) -> Result<()> {
+    let cfg = net.config();
+    let part = backbone_tensors(&net_tensors(net)?, net_name, cfg.variant)?;
+    let source = format!(
+        "avkd {} pre-training ({net_name})",
+        cfg.variant.model_type()
+    );
+    let meta = BTreeMap::from([("source".to_string(), source)]);
+    let model = if net_name.starts_with("vid") {
+        write_model_folder(folder, "xkd-video", &cfg.video, &part, &meta)?;
+        ModelConfig::XkdVideo(cfg.video.clone())
+    } else {
+        write_model_folder(folder, "xkd-audio", &cfg.audio, &part, &meta)?;
+        ModelConfig::XkdAudio(cfg.audio.clone())
+    };
+    if official {
+        let sorted: BTreeMap<String, Tensor> = part.into_iter().collect();
         write_official(
-            &dir.join("xkd_net_official.safetensors"),
+            &folder.join("official.safetensors"),
             avkd_to_official(&model, sorted)?,
         )?;
     }
-    Ok(folders)
+    Ok(())
 }
 
 /// One backbone's tensors in avkd's ViT names (shared blocks included).

@@ -77,7 +77,7 @@ pub fn pretrain_synthetic(
         progress,
         ..Default::default()
     };
-    let run = pretrain(net, data, cfg, &opts)?;
+    let run = pretrain(net, data, cfg, &opts, None)?;
     summarise(&run.metrics_path, run.steps, start.elapsed().as_secs_f64())
 }
 
