@@ -3,8 +3,11 @@
 //! replacement was cut short, and logged values read back once per `log_every` steps. (A job with
 //! two optimizers and routed gradients, CCL-AI's step, is tested in tests/ccl_distill.rs.)
 
+mod common;
 #[path = "train_finetune/support.rs"]
 mod support;
+
+use common::kill_twice;
 
 use avkd::checkpoint::export::write_model_folder;
 use avkd::data::splits::Fold;
@@ -19,7 +22,7 @@ use candle_core::{Device, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use support::*;
 
 /// The tiny XKD video student of the fine-tuning tests, as a model folder.
@@ -127,29 +130,6 @@ fn finetune_command(model: &Path, root: &Path, out: &Path, resume: bool) -> Comm
     cmd
 }
 
-/// Waits until `path` exists (the child's first checkpoint), at most `limit`.
-fn wait_for(path: &Path, limit: Duration) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < limit, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// A clock-seeded pseudo-random delay in `[0, max)` (printed, so a failure can be replayed).
-fn random_delay(max: Duration, salt: u64) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut x = nanos ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    let ms = (max.as_millis() as u64).max(1);
-    Duration::from_millis(x % ms)
-}
-
 fn assert_same_run(a: &Path, b: &Path) {
     for dir in ["fold1/last", "fold1/best"] {
         for f in ["model.safetensors", "optimizer.safetensors"] {
@@ -187,32 +167,11 @@ fn sigkill_at_random_moments_then_resume_equals_uninterrupted() {
     let whole = started.elapsed();
 
     let cut = dir.join("cut");
-    let mut kills = 0;
-    for round in 0..6u64 {
-        if kills == 2 {
-            break;
-        }
-        let mut child = finetune_command(&model, &root, &cut, round > 0)
-            .spawn()
-            .unwrap();
-        wait_for(&cut.join("fold1/last/trainer_state.json"), whole * 4);
-        let delay = random_delay(whole.mul_f64(0.5), round);
-        std::thread::sleep(delay);
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        eprintln!(
-            "round {round}: SIGKILL after {delay:?} (the whole run takes {whole:?}): {status}"
-        );
-        if !status.success() {
-            kills += 1;
-        } else {
-            // It finished before the kill: start over with a fresh run.
-            std::fs::remove_dir_all(&cut).unwrap();
-        }
-    }
-    assert_eq!(
-        kills, 2,
-        "the child always finished before it could be killed"
+    kill_twice(
+        |resume| finetune_command(&model, &root, &cut, resume),
+        &cut,
+        &cut.join("fold1/last/trainer_state.json"),
+        whole,
     );
     let status = finetune_command(&model, &root, &cut, true)
         .status()

@@ -138,3 +138,62 @@ pub fn image_diff(a: &image::RgbImage, b: &image::RgbImage) -> (u8, usize) {
             (m.max(d), n + (d > 0) as usize)
         })
 }
+
+/// A clock-seeded pseudo-random delay in `[0, max)` (printed, so a failure can be replayed).
+pub fn random_delay(max: std::time::Duration, salt: u64) -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut x = nanos ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    let ms = (max.as_millis() as u64).max(1);
+    std::time::Duration::from_millis(x % ms)
+}
+
+/// Runs `command(resume)` into `out` and SIGKILLs it at a random moment after `checkpoint` (a file
+/// under `out`) appears, until two runs died that way (a run that finishes first is started over
+/// from scratch); `whole` is how long an uninterrupted run takes. Returns with `out` holding what
+/// the second killed run left.
+pub fn kill_twice(
+    command: impl Fn(bool) -> std::process::Command,
+    out: &std::path::Path,
+    checkpoint: &std::path::Path,
+    whole: std::time::Duration,
+) {
+    let mut kills = 0;
+    for round in 0..6u64 {
+        if kills == 2 {
+            break;
+        }
+        let mut child = command(round > 0).spawn().unwrap();
+        let started = std::time::Instant::now();
+        while !checkpoint.exists() {
+            assert!(
+                started.elapsed() < whole * 4,
+                "{} never appeared",
+                checkpoint.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let delay = random_delay(whole.mul_f64(0.5), round);
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        eprintln!(
+            "round {round}: SIGKILL after {delay:?} (the whole run takes {whole:?}): {status}"
+        );
+        if !status.success() {
+            kills += 1;
+        } else {
+            // It finished before the kill: start over with a fresh run.
+            std::fs::remove_dir_all(out).unwrap();
+        }
+    }
+    assert_eq!(
+        kills, 2,
+        "the child always finished before it could be killed"
+    );
+}

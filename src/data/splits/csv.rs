@@ -67,12 +67,7 @@ pub(super) fn split_csv_line(line: &str) -> std::result::Result<Vec<String>, Str
 impl CsvFile {
     /// Reads `path`; `what` names the file's role ("Kinetics list") in errors.
     pub fn read(path: &Path, what: &str) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => msg(format!("missing {what} file {}", path.display())),
-            _ => msg(format!("reading {what} file {}: {e}", path.display())),
-        })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| msg(format!("{} is not UTF-8 text: {e}", path.display())))?;
+        let text = super::list_file::read_text(path, what)?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let mut rows = Vec::new();
         for (i, line) in text.split('\n').enumerate() {

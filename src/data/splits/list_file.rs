@@ -25,16 +25,21 @@ pub(super) struct Record {
     pub fields: Vec<String>,
 }
 
+/// The UTF-8 text of a list file; `what` says what the file is for ("UCF101 class index") in
+/// the error when it is missing or unreadable. A byte-order mark is the caller's to strip.
+pub fn read_text(path: &Path, what: &str) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => msg(format!("missing {what} file {}", path.display())),
+        _ => msg(format!("reading {what} file {}: {e}", path.display())),
+    })?;
+    String::from_utf8(bytes).map_err(|e| msg(format!("{} is not UTF-8 text: {e}", path.display())))
+}
+
 impl ListFile {
     /// Reads `path`; `what` says what the file is for ("UCF101 class index") in the error when it
     /// is missing.
     pub fn read(path: &Path, what: &str) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => msg(format!("missing {what} file {}", path.display())),
-            _ => msg(format!("reading {what} file {}: {e}", path.display())),
-        })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| msg(format!("{} is not UTF-8 text: {e}", path.display())))?;
+        let text = read_text(path, what)?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let records = text
             .split('\n')
