@@ -448,3 +448,64 @@ fn pretraining_improves_the_frozen_video_features() {
         "pre-trained {trained} vs untrained {untrained}"
     );
 }
+
+/// Kinetics' own layout: the official CSV (`label,youtube_id,time_start,time_end,split`, a label
+/// with spaces quoted) and videos under `<label>/<youtube_id>_<start:06>_<end:06>`; a listed video
+/// that is not on disk is reported, not fatal.
+#[test]
+fn pretrains_on_a_kinetics_csv() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    synth(&data, 2, 1);
+    let kinetics = work.path().join("k400");
+    let mut csv = String::from("label,youtube_id,time_start,time_end,split\n");
+    let mut moved = 0;
+    for (i, class) in std::fs::read_dir(data.join("UCF-101")).unwrap().enumerate() {
+        let class = class.unwrap().path();
+        let label = format!("moving thing {i}");
+        std::fs::create_dir_all(kinetics.join(&label)).unwrap();
+        for (j, video) in std::fs::read_dir(&class).unwrap().enumerate() {
+            let id = format!("vid{i}x{j}");
+            std::fs::rename(
+                video.unwrap().path(),
+                kinetics.join(&label).join(format!("{id}_000010_000020")),
+            )
+            .unwrap();
+            csv.push_str(&format!("\"{label}\",{id},10,20,train\n"));
+            moved += 1;
+        }
+    }
+    csv.push_str("\"moving thing 0\",absent,0,10,train\n");
+    let list = work.path().join("train.csv");
+    std::fs::write(&list, csv).unwrap();
+    let size = work.path().join("size.json");
+    std::fs::write(&size, SIZE).unwrap();
+    let out = work.path().join("run");
+    let args = [
+        "pretrain",
+        "--method",
+        "xkd",
+        "--size",
+        size.to_str().unwrap(),
+        "--dataset",
+        "kinetics",
+        "--root",
+        kinetics.to_str().unwrap(),
+        "--splits",
+        list.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let mut args: Vec<&str> = args.to_vec();
+    for s in SETTINGS {
+        args.extend(["--set", s]);
+    }
+    args.extend(["--set", "epochs=1"]);
+    let text = avkd(&args);
+    assert!(text.contains(&format!("on {moved} videos")), "{text}");
+    assert!(
+        text.contains("absent"),
+        "the missing video must be reported:\n{text}"
+    );
+    assert!(out.join("export/video_student/model.safetensors").is_file());
+}

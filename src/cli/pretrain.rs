@@ -37,6 +37,9 @@ pub struct PretrainArgs {
     /// `--dataset list`: a `path label` list of the videos (relative to --root).
     #[arg(long)]
     pub train_list: Option<PathBuf>,
+    /// `--dataset list`: the test list the probe (`probe_every`) evaluates on.
+    #[arg(long)]
+    pub test_list: Option<PathBuf>,
     /// Frame rate of frame folders that carry no meta.json.
     #[arg(long)]
     pub fps: Option<f64>,
@@ -131,7 +134,9 @@ fn videos(
     let mut spec = DatasetSpec::new(kind, root, Fold::One(1));
     spec.splits = args.splits.clone();
     spec.train_list = args.train_list.clone();
-    spec.test_list = args.train_list.clone();
+    // A plain list has no test videos unless --test-list names them: only then can it be probed.
+    let probed = kind != DatasetKind::List || args.test_list.is_some();
+    spec.test_list = args.test_list.clone().or_else(|| args.train_list.clone());
     spec.fps = args.fps;
     let split = spec.load()?.remove(0);
     let video_root = spec.video_root();
@@ -144,7 +149,7 @@ fn videos(
         );
     }
     let videos = split.train.into_iter().map(|s| s.video).collect();
-    Ok((video_root, videos, Some(spec)))
+    Ok((video_root, videos, probed.then_some(spec)))
 }
 
 fn run_dataset(args: &PretrainArgs) -> Result<()> {

@@ -65,7 +65,7 @@ pub fn pretrain(
 ) -> Result<RunSummary> {
     if cfg.probe_every > 0 && probe.is_none() {
         candle_core::bail!(
-            "probe_every = {} needs a labelled dataset to probe on",
+            "probe_every = {} needs a labelled dataset with test videos to probe on (ucf101, ucf51, hmdb51, or a list with --test-list)",
             cfg.probe_every
         )
     }

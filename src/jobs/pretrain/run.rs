@@ -19,6 +19,7 @@ use crate::models::xkd::net::{XkdConfig, XkdNet, XkdObjectiveConfig, XkdVariant}
 use crate::nn::interpolate::AxisRule;
 use crate::nn::param_store::ParamStore;
 use crate::train::engine::{RunOptions, RunSummary};
+use crate::train::train_state::recover_checkpoint;
 use candle_core::{DType, Device, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -148,9 +149,15 @@ pub fn run_pretrain(run: &PretrainRun, dev: &Device) -> Result<PretrainReport> {
         )
     }
     let last = run.out.join("last");
+    // A run killed while replacing `last/` may have left only its aside copy.
+    recover_checkpoint(&last)?;
+    let resume_from = (run.resume && last.join("trainer_state.json").is_file()).then_some(last);
+    if run.resume && resume_from.is_none() {
+        tracing::info!(dir = %run.out.display(), "nothing to resume; starting from the beginning");
+    }
     let opts = RunOptions {
         out_dir: run.out.clone(),
-        resume_from: (run.resume && last.is_dir()).then_some(last),
+        resume_from,
         stop_after_epochs: run.stop_after_epochs,
         progress: run.progress,
         ..Default::default()
