@@ -15,6 +15,7 @@ pub mod optimizer;
 pub mod param_groups;
 pub mod plot;
 pub mod readback;
+pub mod resume_check;
 pub mod schedule;
 pub mod sgd;
 pub mod step_sum;

@@ -12,6 +12,7 @@
 //!   every epoch.
 
 use super::augment::AugmentConfig;
+use crate::train::resume_check::check_same_settings;
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -322,53 +323,12 @@ impl FinetuneConfig {
     /// Checks that a resumed run computes the same numbers as the saved one: every key except
     /// [`RESUME_FREE_KEYS`] must be equal. The error names the first differing key.
     pub fn check_resumable_from(&self, saved: &FinetuneConfig) -> Result<()> {
-        let mut now = Vec::new();
-        let mut then = Vec::new();
-        flatten("", &to_json(self)?, &mut now);
-        flatten("", &to_json(saved)?, &mut then);
-        let keys: std::collections::BTreeSet<&String> =
-            now.iter().chain(then.iter()).map(|(k, _)| k).collect();
-        for key in keys {
-            if RESUME_FREE_KEYS.contains(&key.as_str()) {
-                continue;
-            }
-            let find = |v: &[(String, serde_json::Value)]| {
-                v.iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, x)| x.to_string())
-                    .unwrap_or_else(|| "nothing".into())
-            };
-            let (a, b) = (find(&then), find(&now));
-            if a != b {
-                candle_core::bail!(
-                    "cannot resume: `{key}` differs from the checkpoint's config (checkpoint {a}, this run {b}); only {} may change",
-                    RESUME_FREE_KEYS.join(", ")
-                )
-            }
-        }
-        Ok(())
+        check_same_settings(&to_json(self)?, &to_json(saved)?, &RESUME_FREE_KEYS)
     }
 }
 
 fn to_json(cfg: &FinetuneConfig) -> Result<serde_json::Value> {
     serde_json::to_value(cfg).map_err(|e| candle_core::Error::Msg(e.to_string()))
-}
-
-/// `{"a": {"b": 1}}` -> `[("a.b", 1)]`; arrays and scalars are leaves.
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, x) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, x, out);
-            }
-        }
-        _ => out.push((prefix.to_string(), v.clone())),
-    }
 }
 
 /// Merges `over` into `base` (see [`FinetuneConfig::from_toml_str`]).

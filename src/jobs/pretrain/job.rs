@@ -23,12 +23,23 @@ use crate::models::xkd::net::XkdNet;
 use crate::nn::rng::SeededRng;
 use crate::train::clip::clip_per_param;
 use crate::train::job::{EvalOutcome, Gradients, Job, StepContext, StepOutput};
+use crate::train::resume_check::check_same_settings;
 use crate::train::schedule::Schedule;
 use crate::train::train_state::{read_model_tensors, TrainerState, MODEL_FILE};
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+
+/// Settings a resumed pre-training may change: how long it goes on, and how often it saves, logs
+/// and probes (as fine-tuning's).
+pub const RESUME_FREE_KEYS: [&str; 5] = [
+    "epochs",
+    "save_every_steps",
+    "log_every",
+    "probe_every",
+    "probe_svm",
+];
 
 /// One micro-batch of pre-training views.
 #[derive(Debug, Clone)]
@@ -213,26 +224,7 @@ impl Job for Pretraining<'_> {
     }
 
     fn check_resumable(&self, saved: &serde_json::Value) -> Result<()> {
-        let (Some(now), Some(then)) = (self.settings.as_object(), saved.as_object()) else {
-            return Ok(());
-        };
-        let differ: Vec<String> = now
-            .iter()
-            .filter(|(k, v)| then.get(*k) != Some(v))
-            .map(|(k, v)| {
-                format!(
-                    "{k} (saved {}, now {v})",
-                    then.get(k).unwrap_or(&serde_json::Value::Null)
-                )
-            })
-            .collect();
-        if !differ.is_empty() {
-            candle_core::bail!(
-                "the checkpoint was pre-trained with other settings: {}",
-                differ.join(", ")
-            )
-        }
-        Ok(())
+        check_same_settings(&self.settings, saved, &RESUME_FREE_KEYS)
     }
 
     fn training_step(
