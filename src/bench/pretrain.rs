@@ -5,6 +5,7 @@
 //! the same shapes and prints the ratios.
 
 use super::Timing;
+use crate::data::mel::{LogMel, LogMelConfig};
 use crate::jobs::pretrain::run::net_config;
 use crate::jobs::pretrain::{pretrain, NetSize, PretrainBatch, PretrainConfig};
 use crate::models::xkd::net::{XkdNet, XkdVariant};
@@ -51,7 +52,8 @@ impl TrainData for TimedBatches {
 fn official_views(cfg: &PretrainConfig, b: usize, dev: &Device) -> Result<PretrainBatch> {
     let v = &cfg.views;
     let mut rng = SeededRng::new(7);
-    let spec_frames = |samples: usize| 1 + samples / 143;
+    let logmel = LogMel::new(LogMelConfig::xkd())?;
+    let spec_frames = |samples: usize| logmel.num_frames(samples);
     let frames = vec![
         rng.normal((b, 3, v.global_frames, v.crop, v.crop), 0.0, 1.0, dev)?,
         rng.normal(

@@ -122,6 +122,21 @@ impl OptimizerSlot {
         self
     }
 
+    /// The same slot with a weight-decay schedule on the groups named by index (XKD pre-training
+    /// schedules `param_groups[1]` whatever its starting value); the other groups keep theirs.
+    pub fn with_weight_decay_on(mut self, schedule: Schedule, groups: Vec<usize>) -> Result<Self> {
+        let n = self.optimizer.groups().len();
+        if let Some(g) = groups.iter().find(|&&g| g >= n) {
+            candle_core::bail!(
+                "slot `{}`: no parameter group {g} to decay ({n} groups)",
+                self.name
+            )
+        }
+        self.decayed_groups = groups;
+        self.weight_decay = Some(schedule);
+        Ok(self)
+    }
+
     /// Sets the scheduled values of optimizer step `global_step` in `epoch`; returns the base lr
     /// and, when scheduled, the weight decay.
     pub fn schedule(&mut self, global_step: u64, epoch: usize) -> Result<(f64, Option<f64>)> {

@@ -38,9 +38,7 @@ pub fn adamw_slot(
     lr: Schedule,
     weight_decay: Schedule,
 ) -> Result<OptimizerSlot> {
-    // Group 1 is built with a non-zero decay only to mark it as the decayed group: the schedule
-    // sets its real value before every step.
-    let groups = pretrain_groups(&net.trainable_vars(), 1.0);
+    let groups = pretrain_groups(&net.trainable_vars(), 0.0);
     let adamw = AdamW::new(
         groups,
         AdamWConfig {
@@ -50,12 +48,14 @@ pub fn adamw_slot(
             eps,
         },
     )?;
-    Ok(OptimizerSlot::new("model", Optimizer::AdamW(adamw), lr).with_weight_decay(weight_decay))
+    // As the official loop: the schedule sets the decay of group 1 (weights), group 0 stays at 0.
+    OptimizerSlot::new("model", Optimizer::AdamW(adamw), lr)
+        .with_weight_decay_on(weight_decay, vec![1])
 }
 
 /// Pre-trains `net` on `data` with `cfg` on the engine: `last/` (and `best/`, the best-probed
-/// checkpoint, with a probe),
-/// `metrics.jsonl` with every loss term and scheduled value, under `opts.out_dir`.
+/// checkpoint, with a probe) and `metrics.jsonl` with every loss term and scheduled value, under
+/// `opts.out_dir`.
 pub fn pretrain(
     net: &mut XkdNet,
     data: &mut dyn TrainData<Batch = PretrainBatch>,
