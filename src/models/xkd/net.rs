@@ -212,6 +212,24 @@ pub struct XkdNet {
     aud_ae: MaeDecoder,
     vt2as: DinoLoss,
     at2vs: DinoLoss,
+    /// Every teacher parameter with the student parameter it follows, resolved once.
+    ema_pairs: Vec<EmaPair>,
+}
+
+/// Which momentum moves a teacher parameter.
+#[derive(Debug, Clone, Copy)]
+enum EmaFollows {
+    Video,
+    Audio,
+    /// XKD-MATS's shared teacher blocks: both, video first.
+    Both,
+}
+
+#[derive(Debug, Clone)]
+struct EmaPair {
+    teacher: Var,
+    student: Var,
+    follows: EmaFollows,
 }
 
 /// Prefix of the blocks of one encoder in the parameter store.
@@ -264,7 +282,7 @@ impl XkdNet {
         let head = |name: &str| DinoHead::new(&cfg.head, vb.pp(name).pp("head"));
         let dev = store.device();
         let m = cfg.objective.center_momentum;
-        let net = Self {
+        let mut net = Self {
             vid_student: video("vid_student", "student", ss)?,
             vid_student_head: head("vid_student")?,
             vid_teacher: video("vid_teacher", "teacher", ts)?,
@@ -289,9 +307,11 @@ impl XkdNet {
             )?,
             vt2as: DinoLoss::new(cfg.head.out_dim, m, dev)?,
             at2vs: DinoLoss::new(cfg.head.out_dim, m, dev)?,
+            ema_pairs: Vec::new(),
             cfg: cfg.clone(),
             store: store.clone(),
         };
+        net.ema_pairs = net.resolve_ema_pairs()?;
         if !teachers_loaded {
             net.ema_update(0.0)?;
         }
@@ -378,8 +398,28 @@ impl XkdNet {
     /// differ). In XKD-MATS the official loop updates the shared teacher blocks in both loops, video
     /// first, so they move twice per step (m² for equal momenta); this reproduces that.
     pub fn ema_update_modal(&self, video: f64, audio: f64) -> Result<()> {
+        for pair in &self.ema_pairs {
+            let momenta: &[f64] = match pair.follows {
+                EmaFollows::Video => &[video],
+                EmaFollows::Audio => &[audio],
+                EmaFollows::Both => &[video, audio],
+            };
+            for &m in momenta {
+                ema_update(
+                    std::slice::from_ref(&pair.teacher),
+                    &[pair.student.as_tensor().clone()],
+                    m,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pairs every teacher parameter with the student parameter it follows.
+    fn resolve_ema_pairs(&self) -> Result<Vec<EmaPair>> {
         let vars = self.store.named_vars();
         let by_name: std::collections::HashMap<_, _> = vars.iter().cloned().collect();
+        let mut pairs = Vec::new();
         for (name, teacher) in vars.iter().filter(|(n, _)| Self::is_teacher(n)) {
             let student_name = self.student_name(name).ok_or_else(|| {
                 candle_core::Error::Msg(format!("no student for teacher parameter `{name}`"))
@@ -389,22 +429,20 @@ impl XkdNet {
                     "teacher parameter `{name}` follows `{student_name}`, which does not exist"
                 ))
             })?;
-            let momenta: &[f64] = if name.starts_with("shared_teacher_blocks.") {
-                &[video, audio]
+            let follows = if name.starts_with("shared_teacher_blocks.") {
+                EmaFollows::Both
             } else if name.starts_with("vid_teacher.") {
-                &[video]
+                EmaFollows::Video
             } else {
-                &[audio]
+                EmaFollows::Audio
             };
-            for &m in momenta {
-                ema_update(
-                    std::slice::from_ref(teacher),
-                    &[student.as_tensor().clone()],
-                    m,
-                )?;
-            }
+            pairs.push(EmaPair {
+                teacher: teacher.clone(),
+                student: student.clone(),
+                follows,
+            });
         }
-        Ok(())
+        Ok(pairs)
     }
 
     /// Sets the teacher temperatures (XKD-MAS/MATS warm them up epoch by epoch).
