@@ -48,8 +48,35 @@ fn pretrain(data: &Path, size: &Path, out: &Path, extra: &[&str]) -> String {
     pretrain_with(data, size, out, &SETTINGS, extra)
 }
 
-/// `avkd pretrain` of XKD on the synthetic `data` with `settings` (`--set` each) and `extra`
-/// arguments.
+/// The arguments of `avkd pretrain` of XKD with the small size `size` on `dataset` (e.g.
+/// `--dataset ucf101 --root R`), `settings` (`--set` each) and `extra` arguments.
+fn pretrain_args(
+    dataset: &[&str],
+    size: &Path,
+    out: &Path,
+    settings: &[&str],
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = ["pretrain", "--method", "xkd", "--workers", "2", "--size"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.push(size.display().to_string());
+    args.extend(dataset.iter().map(|a| a.to_string()));
+    args.extend(["-o".to_string(), out.display().to_string()]);
+    for s in settings {
+        args.extend(["--set".to_string(), s.to_string()]);
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// `--dataset ucf101 --root data`.
+fn ucf101(data: &Path) -> [&str; 4] {
+    ["--dataset", "ucf101", "--root", data.to_str().unwrap()]
+}
+
+/// `avkd pretrain` on the synthetic `data` with `settings` and `extra` arguments.
 fn pretrain_with(
     data: &Path,
     size: &Path,
@@ -57,26 +84,8 @@ fn pretrain_with(
     settings: &[&str],
     extra: &[&str],
 ) -> String {
-    let mut args = vec![
-        "pretrain",
-        "--method",
-        "xkd",
-        "--size",
-        size.to_str().unwrap(),
-        "--dataset",
-        "ucf101",
-        "--root",
-        data.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--workers",
-        "2",
-    ];
-    for s in settings {
-        args.extend(["--set", s]);
-    }
-    args.extend(extra);
-    avkd(&args)
+    let args = pretrain_args(&ucf101(data), size, out, settings, extra);
+    avkd(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// `avkd synth` into `data`: 4 classes of 40-frame, 40-px videos with audio.
@@ -244,32 +253,14 @@ fn pretrain_exports_resumes_and_reports_videos_without_audio() {
 
 /// `avkd pretrain` on `data`, writing `last/` after every step (for the kill test).
 fn pretrain_command(data: &Path, size: &Path, out: &Path, resume: bool) -> Command {
+    let extra: &[&str] = if resume { &["--resume"] } else { &[] };
+    let mut settings = SETTINGS.to_vec();
+    settings.push("save_every_steps=1");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_avkd"));
-    cmd.args([
-        "pretrain",
-        "--method",
-        "xkd",
-        "--dataset",
-        "ucf101",
-        "--workers",
-        "2",
-    ])
-    .arg("--size")
-    .arg(size)
-    .arg("--root")
-    .arg(data)
-    .arg("-o")
-    .arg(out)
-    .args(["--set", "save_every_steps=1"])
-    .env("RUST_LOG", "warn")
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    for s in SETTINGS {
-        cmd.args(["--set", s]);
-    }
-    if resume {
-        cmd.arg("--resume");
-    }
+    cmd.args(pretrain_args(&ucf101(data), size, out, &settings, extra))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     cmd
 }
 
@@ -481,26 +472,18 @@ fn pretrains_on_a_kinetics_csv() {
     let size = work.path().join("size.json");
     std::fs::write(&size, SIZE).unwrap();
     let out = work.path().join("run");
-    let args = [
-        "pretrain",
-        "--method",
-        "xkd",
-        "--size",
-        size.to_str().unwrap(),
+    let dataset = [
         "--dataset",
         "kinetics",
         "--root",
         kinetics.to_str().unwrap(),
         "--splits",
         list.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
     ];
-    let mut args: Vec<&str> = args.to_vec();
-    for s in SETTINGS {
-        args.extend(["--set", s]);
-    }
-    args.extend(["--set", "epochs=1"]);
+    let mut settings = SETTINGS.to_vec();
+    settings.push("epochs=1");
+    let args = pretrain_args(&dataset, &size, &out, &settings, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let text = avkd(&args);
     assert!(text.contains(&format!("on {moved} videos")), "{text}");
     assert!(
