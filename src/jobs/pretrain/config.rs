@@ -174,7 +174,7 @@ impl PretrainConfig {
         self.views.validate()?;
         if self.warmup_teacher_temp_epochs > self.epochs {
             candle_core::bail!(
-                "warmup_teacher_temp_epochs ({}) is longer than the run ({} epochs); the official schedule needs it shorter",
+                "warmup_teacher_temp_epochs ({}) is longer than the run ({} epochs), which the official schedule does not allow; give --set warmup_teacher_temp_epochs=N with N <= epochs",
                 self.warmup_teacher_temp_epochs,
                 self.epochs
             )
