@@ -8,6 +8,7 @@
 
 pub mod clip_recipe;
 pub mod dataset_spec;
+pub mod distill;
 pub mod distill_routing;
 pub mod evaluate;
 pub mod finetune;

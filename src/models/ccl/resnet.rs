@@ -91,6 +91,7 @@ pub struct ResNet {
     bn1: BatchNorm,
     layers: Vec<Vec<BasicBlock>>,
     fc: Option<Linear>,
+    feature_dim: usize,
 }
 
 impl ResNet {
@@ -131,6 +132,7 @@ impl ResNet {
             bn1,
             layers,
             fc,
+            feature_dim: input,
         })
     }
 
@@ -154,6 +156,11 @@ impl ResNet {
         self.feature_map_t(x, false)?
             .flatten_from(2)?
             .mean(D::Minus1)
+    }
+
+    /// The width of [`ResNet::features`] (512 for ResNet-34).
+    pub fn feature_dim(&self) -> usize {
+        self.feature_dim
     }
 
     pub fn has_classifier(&self) -> bool {
