@@ -3,8 +3,10 @@
 //!
 //! Above `jobs`, below only the command line.
 
+pub mod distill;
 pub mod loader;
 pub mod pretrain;
+pub mod timed_batches;
 
 use crate::data::audio::{decode_file, load_file, XKD_SAMPLE_RATE};
 use crate::data::mel::{LogMel, LogMelConfig};

@@ -4,6 +4,7 @@
 //! clipping, AdamW, EMA. scripts/bench_pretrain_vs_torch.py times the official step in PyTorch on
 //! the same shapes and prints the ratios.
 
+use super::timed_batches::TimedBatches;
 use super::Timing;
 use crate::data::mel::{LogMel, LogMelConfig};
 use crate::jobs::pretrain::run::net_config;
@@ -12,41 +13,8 @@ use crate::models::xkd::net::{XkdNet, XkdVariant};
 use crate::nn::param_store::ParamStore;
 use crate::nn::rng::SeededRng;
 use crate::train::engine::RunOptions;
-use crate::train::job::TrainData;
 use candle_core::{DType, Device, Result};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// The same batch over and over, noting when each is asked for: the time between two requests is
-/// one optimizer step.
-struct TimedBatches {
-    batch: PretrainBatch,
-    len: usize,
-    requested: Arc<Mutex<Vec<Instant>>>,
-}
-
-impl TrainData for TimedBatches {
-    type Batch = PretrainBatch;
-
-    fn num_batches(&self) -> usize {
-        self.len
-    }
-
-    fn epoch(
-        &mut self,
-        _epoch: usize,
-        start: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<PretrainBatch>> + '_>> {
-        let (batch, requested) = (self.batch.clone(), self.requested.clone());
-        Ok(Box::new((start..self.len).map(move |_| {
-            requested
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("bench clock poisoned".into()))?
-                .push(Instant::now());
-            Ok(batch.clone())
-        })))
-    }
-}
 
 /// Random official-size views for a batch of `b`.
 fn official_views(cfg: &PretrainConfig, b: usize, dev: &Device) -> Result<PretrainBatch> {
@@ -91,12 +59,7 @@ pub fn pretrain_step(batches: &[usize], iters: usize, dev: &Device) -> Result<Ve
     for &b in batches {
         let store = ParamStore::new(0, DType::F32, dev);
         let mut net = XkdNet::new(&net_config(XkdVariant::Xkd, &size, &cfg)?, &store)?;
-        let requested = Arc::new(Mutex::new(Vec::new()));
-        let mut data = TimedBatches {
-            batch: official_views(&cfg, b, dev)?,
-            len: iters + 2,
-            requested: requested.clone(),
-        };
+        let mut data = TimedBatches::new(official_views(&cfg, b, dev)?, iters + 2);
         cfg.batch_size = b;
         cfg.log_every = iters + 2;
         let opts = RunOptions {
@@ -107,24 +70,7 @@ pub fn pretrain_step(batches: &[usize], iters: usize, dev: &Device) -> Result<Ve
         pretrain(&mut net, &mut data, &cfg, &opts, None)?;
         let end = Instant::now();
         std::fs::remove_dir_all(&work).ok();
-        let mut times = requested
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("bench clock poisoned".into()))?
-            .clone();
-        times.push(end);
-        // Step k lasts from its batch's request to the next one; the first step is the warm-up.
-        let mut samples: Vec<f64> = times
-            .windows(2)
-            .skip(1)
-            .map(|w| (w[1] - w[0]).as_secs_f64())
-            .collect();
-        samples.sort_by(f64::total_cmp);
-        out.push(Timing {
-            name: format!("pretrain_step_b{b}"),
-            median_s: samples[samples.len() / 2],
-            min_s: samples[0],
-            iters: samples.len(),
-        });
+        out.push(data.timing(format!("pretrain_step_b{b}"), end)?);
     }
     Ok(out)
 }

@@ -63,6 +63,18 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// One CCL-AI distillation step of the official configuration (student, online ResNet-34
+    /// teacher, heads, routed gradients, three SGD steps) (for scripts/bench_distill_vs_torch.py).
+    Distill {
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// CCL: R(2+1)D-18 on [B, 3, 16, 112, 112] forward and forward+backward, a 3x3x3 Conv3d.
     Ccl {
         #[arg(long, default_value_t = 8)]
@@ -130,6 +142,19 @@ pub fn run(what: BenchWhat) -> Result<()> {
                 iters,
                 &avkd::util::device::parse_device(&device)?,
             )?,
+            json,
+        ),
+        BenchWhat::Distill {
+            batch,
+            iters,
+            device,
+            json,
+        } => (
+            vec![avkd::bench::distill::distill_step(
+                batch,
+                iters,
+                &avkd::util::device::parse_device(&device)?,
+            )?],
             json,
         ),
         BenchWhat::Ccl {
