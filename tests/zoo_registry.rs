@@ -262,6 +262,41 @@ fn every_entry_has_sourced_results_measured_by_a_listed_protocol() {
     );
 }
 
+/// The CCL students were never released: each entry says how to make one with `avkd distill`, with
+/// the teachers its method needs.
+#[test]
+fn never_released_ccl_students_say_how_to_make_them() {
+    for (name, method, needs) in [
+        ("ccl-a-ucf51-r2plus1d18", "ccl-a", &["--audio-features"][..]),
+        ("ccl-i-ucf51-r2plus1d18", "ccl-i", &["--image-teacher"][..]),
+        (
+            "ccl-ai-ucf51-r2plus1d18",
+            "ccl-ai",
+            &["--audio-features", "--image-teacher"][..],
+        ),
+    ] {
+        let e = find(name).unwrap();
+        assert!(!e.weights.released, "{name}");
+        let make = e
+            .weights
+            .make
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name}: no `make`"));
+        assert!(
+            make.starts_with(&format!("avkd distill --method {method} ")),
+            "{name}: {make}"
+        );
+        for flag in needs {
+            assert!(make.contains(flag), "{name}: {make} lacks {flag}");
+        }
+        let card = avkd::models::zoo_report::show_text(&e).unwrap();
+        assert!(
+            card.contains("make them"),
+            "{name}: the card does not say how to make it"
+        );
+    }
+}
+
 #[test]
 fn configs_and_preprocessing_make_model_folders() {
     for e in entries() {

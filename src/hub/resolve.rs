@@ -45,7 +45,17 @@ fn download(repo: &str, spec: &str) -> Result<PathBuf> {
     opts.revision = target.revision.clone();
     opts.progress = true;
     super::download_repo(&target.repo_id, &opts)
-        .map_err(|e| candle_core::Error::Msg(format!("--model {spec}: {e}")))
+        .map_err(|e| candle_core::Error::Msg(format!("--model {spec}: {e}{}", how_to_make(spec))))
+}
+
+/// For a zoo entry whose weights were never released, how to make them with avkd.
+#[cfg(feature = "hub")]
+fn how_to_make(spec: &str) -> String {
+    crate::models::registry::find(spec)
+        .ok()
+        .and_then(|entry| entry.weights.make.clone())
+        .map(|make| format!(". The authors never released these weights; make them with: {make}"))
+        .unwrap_or_default()
 }
 
 #[cfg(not(feature = "hub"))]

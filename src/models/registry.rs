@@ -102,6 +102,9 @@ pub struct Weights {
     pub sha256_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// How to make the weights with avkd when they were never released (an `avkd` command line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub make: Option<String>,
 }
 
 impl Weights {

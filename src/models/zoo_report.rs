@@ -201,6 +201,9 @@ pub fn show_text(e: &ZooEntry) -> Result<String> {
     if let Some(n) = &w.note {
         field(&mut o, "note", n);
     }
+    if let Some(m) = &w.make {
+        field(&mut o, "make them", m);
+    }
 
     o.push_str("\narchitecture (config.json)\n");
     o.push_str(&indent(&pretty_toml(&e.config, "config")?, 2));
