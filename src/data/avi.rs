@@ -117,6 +117,26 @@ fn collect_stream(movi: &[u8], id: &[u8; 4], out: &mut Vec<u8>, truncated: &mut 
     }
 }
 
+/// Whether the AVI file in `bytes` declares an audio stream (`strh` type `auds`) in its first
+/// stream header list; `None` when it has no readable header list (not an AVI file, or cut before
+/// it), so the caller can let [`extract_audio`] say what is wrong.
+pub fn has_audio_stream(bytes: &[u8]) -> Option<bool> {
+    if !is_avi(bytes) {
+        return None;
+    }
+    for riff in chunks(bytes) {
+        let Some((b"AVI ", body)) = (&riff.id == b"RIFF").then(|| list(&riff)).flatten() else {
+            continue;
+        };
+        for c in chunks(body) {
+            if let Some((b"hdrl", inner)) = (&c.id == b"LIST").then(|| list(&c)).flatten() {
+                return Some(stream_headers(inner).iter().any(|(k, _)| k == b"auds"));
+            }
+        }
+    }
+    None
+}
+
 /// The first audio stream of the AVI file in `bytes`; `name` (the file) is used in errors.
 pub fn extract_audio(bytes: &[u8], name: &str) -> Result<AviAudio> {
     if !is_avi(bytes) {
