@@ -47,7 +47,7 @@ pub struct DatasetArgs {
 }
 
 impl DatasetArgs {
-    fn spec(&self) -> DatasetSpec {
+    pub(crate) fn spec(&self) -> DatasetSpec {
         DatasetSpec {
             kind: self.dataset,
             root: self.root.clone(),
