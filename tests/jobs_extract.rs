@@ -10,6 +10,7 @@ use avkd::checkpoint::convert::{convert, ConvertOptions};
 use avkd::data::audio::load_file;
 use avkd::data::clip_dataset::ClipDataset;
 use avkd::data::feature_store::{read_index, read_window_features, FeatureIndex, Segmenting};
+use avkd::data::mel::{LogMel, LogMelConfig};
 use avkd::data::splits::Sample;
 use avkd::data::synth_dataset::{write_synth_dataset, SynthDatasetConfig};
 use avkd::data::teacher_features::TeacherFeatures;
@@ -503,6 +504,59 @@ fn video_and_image_models_extract_their_views_and_resume_after_sigkill() {
         .unwrap();
     assert_close(key, &features[key], &want, ATOL);
     assert!(features.values().flatten().all(|v| v.is_finite()));
+}
+
+#[test]
+fn xkd_audio_vit_sees_log_mel_windows_of_its_input_length() {
+    let s = Setup::new();
+    let cfg = serde_json::json!({"transformer": {"num_heads": 3}, "spec_size": [16, 64],
+                                 "patch_size": [4, 16]});
+    let vit = s.model("xkd-audio", "xkd/audio_backbone/audio_backbone.pth.tar", Some(cfg));
+    let feats = s.dir.join("feats");
+    s.extract_ok(&vit, &feats, &["--per-window"]);
+    let (index, features) = stored(&feats);
+    // 64 frames of hop 143 at 16 kHz: windows of 63 hops = 9009 samples.
+    let Segmenting::AudioWindows { window_seconds } = index.source.segmenting else {
+        panic!("{:?}", index.source.segmenting)
+    };
+    assert_eq!((window_seconds * 16_000.0).round(), 9009.0);
+    assert_eq!((index.source.modality.as_str(), index.source.dim), ("audio", 12));
+    assert_eq!(index.source.sample_rate, Some(16_000));
+    let folder = ModelFolder::open(&vit).unwrap();
+    let pre = &folder.preprocessor;
+    let logmel = LogMel::new(LogMelConfig {
+        sample_rate: 16_000,
+        n_fft: 1024,
+        hop_length: 143,
+        n_mels: 16,
+        fmin: 0.0,
+        fmax: pre.fmax,
+        normalize: Some((pre.spec_mean.unwrap() as f32, pre.spec_std.unwrap() as f32)),
+    })
+    .unwrap();
+    let model = folder.load(&Device::Cpu).unwrap();
+    let windows = read_window_features(&feats, &index).unwrap();
+    for key in ["Move000/v_Move000_g01_c01", "Move240/v_Move240_g03_c02"] {
+        let audio = load_file(&s.audio_of(key), 16_000).unwrap().samples;
+        // 1.28 s = two windows of 0.563 s and a tail of 0.154 s, dropped (under half a window).
+        let rows: Vec<Vec<f32>> = (0..2)
+            .map(|i| {
+                let spec = logmel.forward(&audio[i * 9009..(i + 1) * 9009], &Device::Cpu);
+                let x = spec.unwrap().unsqueeze(0).unwrap();
+                let out = model
+                    .embed(&avkd::models::model::ModelInputs {
+                        input: Some(x),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                out["features"].flatten_all().unwrap().to_vec1().unwrap()
+            })
+            .collect();
+        assert_eq!(windows[key].1, 2, "{key}");
+        assert_close(key, &windows[key].0, &rows.concat(), ATOL);
+        let mean = avkd::jobs::extract::mean_rows(&rows);
+        assert_close(key, &features[key], &mean, ATOL);
+    }
 }
 
 #[test]

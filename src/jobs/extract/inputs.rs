@@ -2,8 +2,9 @@
 //!
 //! - `Waveform` (PANNs Cnn14): the audio track, mono at the model's sample rate, whole or in
 //!   windows; a track shorter than the model's minimum is zero-padded at the end.
-//! - `Spectrogram` (XKD audio ViT): the log-mel of consecutive windows of the model's clip length
-//!   (its `audio_seconds`, or `--window-seconds`), standardised as its preprocessor says.
+//! - `Spectrogram` (XKD audio ViT): the log-mel of consecutive windows of the model's input length
+//!   (its `spec_size` frames; XKD's 4 s), or of `--window-seconds`, standardised as its
+//!   preprocessor says.
 //! - `Clip` (R(2+1)D, XKD video ViTs): the test views of the model's clip recipe.
 //! - `Image` (ResNet): the centre frame (or each window's), short side resized to the crop with
 //!   PIL's bilinear, centre-cropped, normalised with the model's mean/std.
@@ -233,13 +234,12 @@ impl InputPlan {
             fmax: pre.fmax,
             normalize,
         };
-        // The ViT takes fixed-length windows: the model's clip length unless asked otherwise.
+        let logmel = LogMel::new(cfg)?;
         let window_seconds = match window_seconds {
             Some(w) => w,
-            None => pre_field(folder, pre.audio_seconds, "audio_seconds")?,
+            None => native_window_seconds(&logmel, pre.audio_seconds, vit.spec_size[1]),
         };
         let segmenting = Segmenting::AudioWindows { window_seconds };
-        let logmel = LogMel::new(cfg)?;
         let samples = segmenting
             .window_samples(cfg.sample_rate as u32)
             .unwrap_or(0);
@@ -248,10 +248,11 @@ impl InputPlan {
         if cfg.n_mels != vit.spec_size[0] || frames % patch != 0 {
             bail!(
                 "a window of {window_seconds} s gives a log-mel of {} mels x {frames} frames; the \
-                 model needs {} mels and a multiple of {patch} frames (its own clip is {} s)",
+                 model needs {} mels and a multiple of {patch} frames (its own input is {} \
+                 frames)",
                 cfg.n_mels,
                 vit.spec_size[0],
-                pre.audio_seconds.unwrap_or_default()
+                vit.spec_size[1]
             )
         }
         Ok((Kind::Spectrogram { logmel }, segmenting))
@@ -409,6 +410,15 @@ impl InputPlan {
             padded: false,
         })
     }
+}
+
+/// The window of an audio ViT's own input length: its preprocessor's clip when that gives exactly
+/// `frames` log-mel frames (XKD: 4 s = 448 frames), else the length that does ((frames - 1) hops).
+fn native_window_seconds(logmel: &LogMel, audio_seconds: Option<f64>, frames: usize) -> f64 {
+    let rate = logmel.config().sample_rate as f64;
+    audio_seconds
+        .filter(|s| logmel.num_frames((s * rate).round() as usize) == frames)
+        .unwrap_or((frames.saturating_sub(1) * logmel.config().hop_length) as f64 / rate)
 }
 
 fn clip_input(clip: ClipArray) -> ModelInput {
