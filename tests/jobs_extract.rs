@@ -171,6 +171,34 @@ fn embed(model: &Cnn14Emb512, samples: &[f32], len: usize) -> Vec<f32> {
         .unwrap()
 }
 
+/// A RIFF chunk (padded to an even size).
+fn riff_chunk(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut v = id.to_vec();
+    v.extend((body.len() as u32).to_le_bytes());
+    v.extend(body);
+    if body.len() % 2 == 1 {
+        v.push(0);
+    }
+    v
+}
+
+fn riff_list(kind: &[u8; 4], items: &[Vec<u8>]) -> Vec<u8> {
+    riff_chunk(b"LIST", &[kind.to_vec(), items.concat()].concat())
+}
+
+/// An AVI file whose only stream is video (stream headers and one frame chunk).
+fn video_only_avi() -> Vec<u8> {
+    let mut strh = b"vids".to_vec();
+    strh.resize(56, 0);
+    let strl = riff_list(
+        b"strl",
+        &[riff_chunk(b"strh", &strh), riff_chunk(b"strf", &[0; 40])],
+    );
+    let hdrl = riff_list(b"hdrl", &[riff_chunk(b"avih", &[0; 56]), strl]);
+    let movi = riff_list(b"movi", &[riff_chunk(b"00dc", b"frame")]);
+    riff_chunk(b"RIFF", &[b"AVI ".to_vec(), hdrl, movi].concat())
+}
+
 /// A short mono 16-bit WAV at 16 kHz (shorter than the model's minimum once at 32 kHz).
 fn write_short_wav(path: &Path, samples: usize) {
     let spec = hound::WavSpec {
@@ -194,7 +222,15 @@ fn panns_features_equal_the_model_on_each_videos_audio() {
     let silent = "Move120/v_Move120_g01_c01";
     let short = "Move240/v_Move240_g01_c01";
     let missing = "Move000/v_Move000_g03_c02";
+    let silent_avi = "Move000/v_Move000_g01_c02";
     std::fs::remove_file(s.audio_of(silent)).unwrap();
+    // An .avi with a video stream only, as half of UCF101's are: no audio, not an error.
+    std::fs::remove_dir_all(s.video_root.join(silent_avi)).unwrap();
+    std::fs::write(
+        s.video_root.join(format!("{silent_avi}.avi")),
+        video_only_avi(),
+    )
+    .unwrap();
     write_short_wav(&s.audio_of(short), 2000);
     std::fs::remove_dir_all(s.video_root.join(missing)).unwrap();
 
@@ -209,10 +245,10 @@ fn panns_features_equal_the_model_on_each_videos_audio() {
         "--skip-bad",
     ];
     let (summary, _) = s.extract_ok(&panns, &feats, &args);
-    assert_eq!(summary["extracted"], VIDEOS - 2, "{summary}");
+    assert_eq!(summary["extracted"], VIDEOS - 3, "{summary}");
     assert_eq!(
         (summary["no_audio"].as_u64(), summary["failed"].as_u64()),
-        (Some(1), Some(1))
+        (Some(2), Some(1))
     );
 
     let (index, features) = stored(&feats);
@@ -236,7 +272,10 @@ fn panns_features_equal_the_model_on_each_videos_audio() {
     assert!(src.padding.as_deref().unwrap().contains("4960 samples"));
     assert_eq!(src.model, panns.display().to_string());
     assert_eq!(index.dataset["kind"], "ucf101");
-    assert_eq!(index.no_audio.iter().collect::<Vec<_>>(), [silent]);
+    assert_eq!(
+        index.no_audio.iter().collect::<Vec<_>>(),
+        [silent_avi, silent]
+    );
     assert_eq!(index.padded.iter().collect::<Vec<_>>(), [short]);
     assert_eq!(index.failed.keys().collect::<Vec<_>>(), [missing]);
     assert!(
@@ -244,8 +283,8 @@ fn panns_features_equal_the_model_on_each_videos_audio() {
         "{:?}",
         index.failed
     );
-    assert_eq!(features.len(), VIDEOS - 2);
-    assert_eq!(index.last_shard(), Some(3), "16 features in shards of 5");
+    assert_eq!(features.len(), VIDEOS - 3);
+    assert_eq!(index.last_shard(), Some(2), "15 features in shards of 5");
 
     // Each stored feature is the model on that video's own audio, decoded to 32 kHz mono.
     let model = cnn14(&panns);
@@ -261,10 +300,12 @@ fn panns_features_equal_the_model_on_each_videos_audio() {
 
     // The same store through the distillation reader, keyed as split lists write videos.
     let t = TeacherFeatures::open(&feats).unwrap();
-    assert_eq!((t.len(), t.dim()), (VIDEOS - 2, 16));
+    assert_eq!((t.len(), t.dim()), (VIDEOS - 3, 16));
     let listed = |key: &str| PathBuf::from(format!("{key}.avi"));
     assert_eq!(t.get(&listed(short)).unwrap(), features[short].as_slice());
-    assert!(t.get(&listed(silent)).is_none() && t.get(&listed(missing)).is_none());
+    for key in [silent, silent_avi, missing] {
+        assert!(t.get(&listed(key)).is_none(), "{key}");
+    }
 }
 
 #[test]
@@ -511,7 +552,11 @@ fn xkd_audio_vit_sees_log_mel_windows_of_its_input_length() {
     let s = Setup::new();
     let cfg = serde_json::json!({"transformer": {"num_heads": 3}, "spec_size": [16, 64],
                                  "patch_size": [4, 16]});
-    let vit = s.model("xkd-audio", "xkd/audio_backbone/audio_backbone.pth.tar", Some(cfg));
+    let vit = s.model(
+        "xkd-audio",
+        "xkd/audio_backbone/audio_backbone.pth.tar",
+        Some(cfg),
+    );
     let feats = s.dir.join("feats");
     s.extract_ok(&vit, &feats, &["--per-window"]);
     let (index, features) = stored(&feats);
@@ -520,7 +565,10 @@ fn xkd_audio_vit_sees_log_mel_windows_of_its_input_length() {
         panic!("{:?}", index.source.segmenting)
     };
     assert_eq!((window_seconds * 16_000.0).round(), 9009.0);
-    assert_eq!((index.source.modality.as_str(), index.source.dim), ("audio", 12));
+    assert_eq!(
+        (index.source.modality.as_str(), index.source.dim),
+        ("audio", 12)
+    );
     assert_eq!(index.source.sample_rate, Some(16_000));
     let folder = ModelFolder::open(&vit).unwrap();
     let pre = &folder.preprocessor;

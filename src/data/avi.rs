@@ -300,6 +300,17 @@ mod tests {
     }
 
     #[test]
+    fn tells_whether_an_audio_stream_is_declared() {
+        assert_eq!(has_audio_stream(&avi(&[chunk(b"00dc", b"v")])), Some(true));
+        let hdrl = list(b"hdrl", &[chunk(b"avih", &[0; 56]), strl(b"vids", 0)]);
+        let mut body = b"AVI ".to_vec();
+        body.extend(hdrl);
+        body.extend(list(b"movi", &[chunk(b"00dc", b"v")]));
+        assert_eq!(has_audio_stream(&chunk(b"RIFF", &body)), Some(false));
+        assert_eq!(has_audio_stream(b"RIFF\x04\0\0\0WAVE"), None);
+    }
+
+    #[test]
     fn errors_name_the_file() {
         let e = extract_audio(b"RIFF\x04\0\0\0WAVE", "clip.avi").unwrap_err();
         assert!(e.to_string().contains("clip.avi"), "{e}");
