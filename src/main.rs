@@ -82,6 +82,10 @@ enum Command {
     Linear(cli::jobs::LinearArgs),
     /// The top-k classes of one video.
     Predict(cli::jobs::PredictArgs),
+    /// Features of any model over every video of a dataset's splits (e.g. PANNs Cnn14 on the
+    /// audio tracks: CCL's audio teacher), as safetensors shards with an index.json; resumable,
+    /// parallel, the segmenting recorded in the index.
+    Extract(cli::extract::ExtractArgs),
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -99,6 +103,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => cli::jobs::eval(args),
         Command::Linear(args) => cli::jobs::linear(args),
         Command::Predict(args) => cli::jobs::predict(args),
+        Command::Extract(args) => cli::extract::run(args),
         Command::Inspect(args) => cli::checkpoint::inspect(args),
         Command::Convert(args) => cli::checkpoint::convert(args),
         Command::Verify(args) => cli::checkpoint::verify(args),

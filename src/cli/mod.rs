@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod extract;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod jobs;

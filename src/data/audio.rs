@@ -9,14 +9,14 @@
 //! files never panic.
 
 use super::audio_track::{decode_first_audio_track, err};
-use super::avi::{extract_audio, is_avi, WAVE_FORMAT_MPEGLAYER3};
+use super::avi::{extract_audio, has_audio_stream, is_avi, WAVE_FORMAT_MPEGLAYER3};
 use super::resample::resample;
 use candle_core::Result;
 use std::io::Cursor;
 use std::path::Path;
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::default::formats::MpaReader;
@@ -65,12 +65,46 @@ pub fn decode_bytes(bytes: Vec<u8>, name: &str) -> Result<Audio> {
     if is_avi(&bytes) {
         return decode_avi(&bytes, name);
     }
+    decode_first_audio_track(probe(bytes, name)?, name, false)
+}
+
+/// The audio of a media file at `sample_rate`, or `None` when the container has no audio stream
+/// at all (a silent video, as half of UCF101's are): that is a property of the video, not an
+/// error. Anything unreadable is still an error naming the file.
+pub fn load_track(path: &Path, sample_rate: u32) -> Result<Option<Audio>> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| err(&name, format!("cannot read: {e}")))?;
+    if bytes.is_empty() {
+        return Err(err(&name, "the file is empty"));
+    }
+    let audio = if is_avi(&bytes) {
+        if has_audio_stream(&bytes) == Some(false) {
+            return Ok(None);
+        }
+        decode_avi(&bytes, &name)?
+    } else {
+        let format = probe(bytes, &name)?;
+        if format.first_track(TrackType::Audio).is_none() {
+            return Ok(None);
+        }
+        decode_first_audio_track(format, &name, false)?
+    };
+    let samples =
+        resample(&audio.samples, audio.sample_rate, sample_rate).map_err(|e| err(&name, e))?;
+    Ok(Some(Audio {
+        samples,
+        sample_rate,
+    }))
+}
+
+/// The demuxer of a (non-AVI) media file; `name`'s extension hints the container.
+fn probe(bytes: Vec<u8>, name: &str) -> Result<Box<dyn FormatReader>> {
     let head: Vec<u8> = bytes.iter().take(12).copied().collect();
     let mut hint = Hint::new();
     if let Some(ext) = Path::new(name).extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let format = get_probe()
+    get_probe()
         .probe(
             &hint,
             stream(bytes),
@@ -89,8 +123,7 @@ pub fn decode_bytes(bytes: Vec<u8>, name: &str) -> Result<Audio> {
                 "not a supported audio container (wav, flac, mp3, mp4/m4a, avi)",
             ),
             e => err(name, format!("cannot read the container: {e}")),
-        })?;
-    decode_first_audio_track(format, name, false)
+        })
 }
 
 /// An ISO base media file starts with its 'ftyp' box.

@@ -117,6 +117,26 @@ fn collect_stream(movi: &[u8], id: &[u8; 4], out: &mut Vec<u8>, truncated: &mut 
     }
 }
 
+/// Whether the AVI file in `bytes` declares an audio stream (`strh` type `auds`) in its first
+/// stream header list; `None` when it has no readable header list (not an AVI file, or cut before
+/// it), so the caller can let [`extract_audio`] say what is wrong.
+pub fn has_audio_stream(bytes: &[u8]) -> Option<bool> {
+    if !is_avi(bytes) {
+        return None;
+    }
+    for riff in chunks(bytes) {
+        let Some((b"AVI ", body)) = (&riff.id == b"RIFF").then(|| list(&riff)).flatten() else {
+            continue;
+        };
+        for c in chunks(body) {
+            if let Some((b"hdrl", inner)) = (&c.id == b"LIST").then(|| list(&c)).flatten() {
+                return Some(stream_headers(inner).iter().any(|(k, _)| k == b"auds"));
+            }
+        }
+    }
+    None
+}
+
 /// The first audio stream of the AVI file in `bytes`; `name` (the file) is used in errors.
 pub fn extract_audio(bytes: &[u8], name: &str) -> Result<AviAudio> {
     if !is_avi(bytes) {
@@ -277,6 +297,17 @@ mod tests {
         let cut = extract_audio(&file[..file.len() - 3], "x.avi")?;
         assert!(cut.truncated);
         Ok(())
+    }
+
+    #[test]
+    fn tells_whether_an_audio_stream_is_declared() {
+        assert_eq!(has_audio_stream(&avi(&[chunk(b"00dc", b"v")])), Some(true));
+        let hdrl = list(b"hdrl", &[chunk(b"avih", &[0; 56]), strl(b"vids", 0)]);
+        let mut body = b"AVI ".to_vec();
+        body.extend(hdrl);
+        body.extend(list(b"movi", &[chunk(b"00dc", b"v")]));
+        assert_eq!(has_audio_stream(&chunk(b"RIFF", &body)), Some(false));
+        assert_eq!(has_audio_stream(b"RIFF\x04\0\0\0WAVE"), None);
     }
 
     #[test]
