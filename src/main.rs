@@ -86,6 +86,12 @@ enum Command {
     /// audio tracks: CCL's audio teacher), as safetensors shards with an index.json; resumable,
     /// parallel, the segmenting recorded in the index.
     Extract(cli::extract::ExtractArgs),
+    /// Distil an R(2+1)D video student with CCL (CCL-A: audio teacher, CCL-I: image teacher,
+    /// CCL-AI: both) on a labelled dataset, the official way: compositional heads, the
+    /// class-level contrastive and symmetric-KL losses with their gradient routing, three SGD
+    /// optimisers, video-level evaluation every few epochs; writes OUT/student/ (a model folder),
+    /// the heads, checkpoints, metrics.jsonl, curves.svg and eval_report.json.
+    Distill(cli::distill::DistillArgs),
     /// Time hot paths (for side-by-side runs with PyTorch: scripts/bench_vs_torch.py).
     Bench {
         #[command(subcommand)]
@@ -104,6 +110,7 @@ fn main() -> Result<()> {
         Command::Linear(args) => cli::jobs::linear(args),
         Command::Predict(args) => cli::jobs::predict(args),
         Command::Extract(args) => cli::extract::run(args),
+        Command::Distill(args) => cli::distill::run(args),
         Command::Inspect(args) => cli::checkpoint::inspect(args),
         Command::Convert(args) => cli::checkpoint::convert(args),
         Command::Verify(args) => cli::checkpoint::verify(args),

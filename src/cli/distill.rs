@@ -85,9 +85,16 @@ pub fn run(args: DistillArgs) -> Result<()> {
         print!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }
-    let image_teacher = match &args.image_teacher {
-        Some(m) => Some(resolve_model(m)?),
-        None => None,
+    let image_teacher = match (&args.image_teacher, method.uses_image()) {
+        (Some(m), true) => Some(resolve_model(m)?),
+        (Some(_), false) => {
+            tracing::warn!(
+                "--method {} uses no image teacher; --image-teacher is ignored",
+                method.name()
+            );
+            None
+        }
+        (None, _) => None,
     };
     let run = DistillRun {
         method,

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod distill;
 pub mod extract;
 #[cfg(feature = "hub")]
 pub mod hub;

@@ -3,6 +3,7 @@
 //! they mean the same thing (`epochs`, `batch_size`, `base_lr`, `weight_decay`, `momentum`,
 //! `milestones`, `gamma`, `eval_every`, `seed`, ...), so `--set` reads the same across verbs.
 
+use crate::jobs::finetune::augment::AugmentConfig;
 use crate::train::schedule::{MultiStepLr, Schedule};
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,9 @@ pub struct DistillConfig {
     /// Frames per clip and crop size of the student (official: 16 at 112²).
     pub frames: usize,
     pub crop: usize,
+    /// The training clips' augmentation (`augment.scale`, `augment.hflip_prob`, ... as
+    /// fine-tuning's; official: RandomResizedCrop scale 0.25-1 and a horizontal flip).
+    pub augment: AugmentConfig,
     /// Evaluate video-level (every non-overlapping window, softmax averaged) every this many
     /// epochs, and after the last; `best/` keeps the best top-1.
     pub eval_every: usize,
@@ -106,6 +110,7 @@ impl Default for DistillConfig {
             loss_weight: crate::objectives::ccl::CCL_AI_WEIGHT,
             frames: 16,
             crop: 112,
+            augment: AugmentConfig::ccl(),
             eval_every: 1,
             eval_batch: 16,
             seed: 1,
@@ -169,7 +174,7 @@ impl DistillConfig {
                 self.milestones
             )
         }
-        Ok(())
+        self.augment.validate()
     }
 
     /// The student's lr: MultiStepLR, stepped at the end of every epoch.

@@ -8,6 +8,7 @@
 
 use crate::data::clip_dataset::ClipDataset;
 use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::teacher_features::TeacherFeatures;
 use crate::data::transforms::ClipArray;
 use crate::nn::rng::SeededRng;
 use crate::train::job::TrainData;
@@ -34,6 +35,13 @@ pub struct AudioTable {
 }
 
 impl AudioTable {
+    /// Looks every sample up in `features`; logs how many have none.
+    pub fn new(features: &TeacherFeatures, data: &ClipDataset) -> Self {
+        Self::from_lookup(features.dim(), data, |video| {
+            features.get(video).map(<[f32]>::to_vec)
+        })
+    }
+
     /// Looks every sample's video up with `lookup` (`dim`-d features); logs how many have none.
     pub fn from_lookup(
         dim: usize,

@@ -9,7 +9,7 @@ pub mod data;
 pub mod job;
 pub mod nets;
 pub mod official;
-// pub mod run; (needs data::teacher_features)
+pub mod run;
 
 pub use config::{DistillConfig, DistillMethod};
 pub use data::{DistillBatch, DistillBatches};

@@ -25,7 +25,7 @@ use crate::train::engine::{RunOptions, RunSummary};
 use crate::train::job::{EvalOutcome, TrainData};
 use crate::train::train_state::recover_checkpoint;
 use candle_core::{bail, Device, Result, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What a distillation run needs.
 pub struct DistillRun {
@@ -97,7 +97,8 @@ fn student_recipe(
     pre.num_frames = Some(cfg.frames);
     pre.crop_size = Some(cfg.crop);
     pre.resize_short_side = Some(cfg.crop);
-    let recipe = recipe_for_model(&pre, Some(cfg.crop), None, fps)?;
+    let mut recipe = recipe_for_model(&pre, Some(cfg.crop), None, fps)?;
+    cfg.augment.apply_to(&mut recipe.train);
     Ok((pre, recipe))
 }
 
@@ -121,7 +122,12 @@ fn audio_features(run: &DistillRun) -> Result<Option<TeacherFeatures>> {
     }
 }
 
-fn build_nets(run: &DistillRun, num_classes: usize, audio_dim: Option<usize>, dev: &Device) -> Result<DistillNets> {
+fn build_nets(
+    run: &DistillRun,
+    num_classes: usize,
+    audio_dim: Option<usize>,
+    dev: &Device,
+) -> Result<DistillNets> {
     let teacher = match (&run.image_teacher, run.method.uses_image()) {
         (Some(dir), true) => Some(image_teacher(&ModelFolder::open(dir)?, dev)?),
         (None, true) => bail!(
@@ -130,7 +136,15 @@ fn build_nets(run: &DistillRun, num_classes: usize, audio_dim: Option<usize>, de
         ),
         (_, false) => None,
     };
-    DistillNets::new(run.method, &run.student, num_classes, teacher, audio_dim, run.cfg.seed, dev)
+    DistillNets::new(
+        run.method,
+        &run.student,
+        num_classes,
+        teacher,
+        audio_dim,
+        run.cfg.seed,
+        dev,
+    )
 }
 
 /// Runs (or resumes) a distillation and writes its outputs.
@@ -138,10 +152,20 @@ pub fn run_distill(run: &DistillRun, dev: &Device) -> Result<DistillReport> {
     run.cfg.validate()?;
     let (split, mut skipped) = training_split(run)?;
     if split.train.is_empty() || split.test.is_empty() {
-        bail!("{}: distillation needs training and test videos ({} and {} found)", split.name, split.train.len(), split.test.len())
+        bail!(
+            "{}: distillation needs training and test videos ({} and {} found)",
+            split.name,
+            split.train.len(),
+            split.test.len()
+        )
     }
     let features = audio_features(run)?;
-    let nets = build_nets(run, split.num_classes(), features.as_ref().map(|f| f.dim()), dev)?;
+    let nets = build_nets(
+        run,
+        split.num_classes(),
+        features.as_ref().map(|f| f.dim()),
+        dev,
+    )?;
     let (pre, recipe) = student_recipe(&nets, &run.cfg, run.dataset.fps)?;
     tracing::info!(
         method = run.method.name(),
@@ -165,7 +189,11 @@ pub fn run_distill(run: &DistillRun, dev: &Device) -> Result<DistillReport> {
     };
     let mut batches = DistillBatches::new(train_data, audio, loader, dev.clone());
     if batches.num_batches() == 0 {
-        bail!("{} training videos make no batch of {} with drop_last = true", split.train.len(), run.cfg.batch_size)
+        bail!(
+            "{} training videos make no batch of {} with drop_last = true",
+            split.train.len(),
+            run.cfg.batch_size
+        )
     }
     let test_data = ClipDataset::new(&root, split.test.clone(), recipe.clone());
     let eval_opts = EvalOptions {
@@ -201,13 +229,21 @@ pub fn run_distill(run: &DistillRun, dev: &Device) -> Result<DistillReport> {
     let mut job = Distillation::new(nets, weight, settings, pre, id2label).with_eval(eval_fn);
     let summary = super::distill(&mut job, &mut batches, &run.cfg, &engine_options(run)?)?;
     let student_dir = run.out.join("student");
-    let source = format!("avkd {} distillation ({} steps)", run.method.name(), summary.steps);
+    let source = format!(
+        "avkd {} distillation ({} steps)",
+        run.method.name(),
+        summary.steps
+    );
     job.write_folders(&student_dir, &run.out, &source)?;
     let official = match run.export_official {
         true => {
             let steps_per_epoch = batches.num_batches().div_ceil(run.cfg.accum_steps).max(1);
             let epochs = (summary.steps / steps_per_epoch as u64) as usize;
-            Some(super::official::write_official(&job, &run.out.join("official"), epochs)?)
+            Some(super::official::write_official(
+                &job,
+                &run.out.join("official"),
+                epochs,
+            )?)
         }
         false => None,
     };
@@ -218,23 +254,38 @@ pub fn run_distill(run: &DistillRun, dev: &Device) -> Result<DistillReport> {
         None => evaluate(&student, "eval")?,
     };
     skipped.test += last.skipped.count;
-    skipped.test_videos.extend(skipped_list(&last.skipped, test_data.samples()));
+    skipped
+        .test_videos
+        .extend(skipped_list(&last.skipped, test_data.samples()));
     record_train_failures(&batches, &split, &mut skipped);
     let report = EvalReport::new(
         student_dir.display().to_string(),
         run.dataset.kind.name(),
         view_protocol(&recipe, run.method.name()),
-        vec![FoldResult::with_skipped(split.fold.unwrap_or(0), last.metrics, skipped)],
+        vec![FoldResult::with_skipped(
+            split.fold.unwrap_or(0),
+            last.metrics,
+            skipped,
+        )],
     )?;
     report.write_json_atomic(&run.out.join("eval_report.json"))?;
-    let curves = match crate::train::plot::plot_metrics(&summary.metrics_path, &run.out.join("curves.svg")) {
+    let curves = match crate::train::plot::plot_metrics(
+        &summary.metrics_path,
+        &run.out.join("curves.svg"),
+    ) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::warn!("could not draw the distillation curves: {e}");
             None
         }
     };
-    Ok(DistillReport { summary, report, student_dir, curves, official })
+    Ok(DistillReport {
+        summary,
+        report,
+        student_dir,
+        curves,
+        official,
+    })
 }
 
 /// Resume from `OUT/last` when asked and it exists.
