@@ -3,6 +3,7 @@
 //!
 //! Above `jobs`, below only the command line.
 
+pub mod extract;
 pub mod loader;
 pub mod pretrain;
 
