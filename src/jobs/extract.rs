@@ -202,7 +202,16 @@ pub fn run_extract(job: &ExtractJob, dev: &Device) -> Result<ExtractSummary> {
         job.dataset.fps,
     )?;
     let extracting = Instant::now();
-    let counts = extract_videos(job, &model, plan, &todo, &mut writer, dev)?;
+    let counts = match extract_videos(job, &model, plan, &todo, &mut writer, dev) {
+        Ok(c) => c,
+        Err(e) => {
+            // Keep what was computed before the error (a forward or a write that failed).
+            if let Err(f) = writer.flush() {
+                tracing::warn!("writing the features extracted before the error: {f}");
+            }
+            return Err(e);
+        }
+    };
     let index = writer.finish()?;
     let rate = todo.len() as f64 / extracting.elapsed().as_secs_f64().max(1e-9);
     let seconds = start.elapsed().as_secs_f64();
