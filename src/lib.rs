@@ -17,12 +17,12 @@
 //! 5. [`checkpoint`]: reading PyTorch files, key maps, convert, verify, export, inspect.
 //! 6. [`hub`]: what `--model` names (a folder, a Hub repo, a zoo entry) and, with the `hub`
 //!    feature, Hub downloads into the cache shared with Python.
-//! 7. [`data`]: splits, media decoding, mel, clip sampling, transforms, the loader, synthetic data;
-//!    it knows nothing of models.
+//! 7. [`data`]: splits, media decoding, mel, clip sampling, transforms, the loader, synthetic data,
+//!    feature stores and teacher features; it knows nothing of models.
 //! 8. [`train`]: optimisers, schedules, clipping, metrics, the trainers.
 //! 9. [`eval`]: accuracy, video-level aggregation, reports, linear probe, LinearSVC.
-//! 10. [`jobs`]: what users run (fine-tune, evaluate, linear, predict, the quickstart), CCL's
-//!     gradient routing, and the clip recipe of a model.
+//! 10. [`jobs`]: what users run (fine-tune, evaluate, linear, predict, extract, the quickstart),
+//!     CCL's gradient routing, and the clip recipe of a model.
 //! 11. [`bench`]: timings of the hot paths.
 //! 12. The command line (`src/cli/`, `src/main.rs`), outside the library.
 //!

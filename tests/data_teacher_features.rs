@@ -16,7 +16,7 @@ fn npy_bytes(version: u8, dict: &str, data: &[u8]) -> Vec<u8> {
     let len_bytes = if version == 1 { 2 } else { 4 };
     let preamble = 8 + len_bytes;
     let mut header = dict.to_string();
-    while (preamble + header.len() + 1) % 64 != 0 {
+    while !(preamble + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -4,6 +4,7 @@
 //! Above `jobs`, below only the command line.
 
 pub mod distill;
+pub mod extract;
 pub mod loader;
 pub mod pretrain;
 pub mod timed_batches;

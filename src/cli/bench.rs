@@ -75,6 +75,31 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Feature extraction with CCL's audio teacher, PANNs Cnn14_emb512 at full size (random
+    /// weights): the model alone on random 32 kHz waveforms, and `avkd extract` end to end on
+    /// synthetic clips that long, in videos/s (for scripts/bench_extract_vs_torch.py).
+    Extract {
+        #[arg(long, default_value_t = 8)]
+        videos: usize,
+        /// Seconds of audio per video.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value = "1,4", value_delimiter = ',')]
+        batches: Vec<usize>,
+        /// Where the synthetic clips and the random model folder go (written there if absent).
+        #[arg(long, default_value = "runs/bench-extract-data")]
+        data: PathBuf,
+        /// Decoding threads of the end-to-end run.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Skip the end-to-end `avkd extract` rows.
+        #[arg(long)]
+        model_only: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// CCL: R(2+1)D-18 on [B, 3, 16, 112, 112] forward and forward+backward, a 3x3x3 Conv3d.
     Ccl {
         #[arg(long, default_value_t = 8)]
@@ -126,6 +151,40 @@ pub fn run(what: BenchWhat) -> Result<()> {
                     println!(
                         "{:44} {:8.1} clips/s  ({} clips, {} threads)",
                         t.name, t.clips_per_s, t.clips, t.workers
+                    );
+                }
+            }
+            return Ok(());
+        }
+        BenchWhat::Extract {
+            videos,
+            seconds,
+            batches,
+            data,
+            workers,
+            model_only,
+            device,
+            json,
+        } => {
+            let dev = avkd::util::device::parse_device(&device)?;
+            let mut rows = Vec::new();
+            for &b in &batches {
+                rows.push(avkd::bench::extract::cnn14_forward(
+                    videos, seconds, b, &dev,
+                )?);
+                if !model_only {
+                    rows.push(avkd::bench::extract::extract_pipeline(
+                        &data, videos, seconds, b, workers, &dev,
+                    )?);
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:28} {:7.3} videos/s  ({} videos of {} s, {:.2} s)",
+                        r.name, r.videos_per_s, r.videos, r.seconds_per_video, r.wall_s
                     );
                 }
             }

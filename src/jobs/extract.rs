@@ -72,7 +72,10 @@ pub struct ExtractSummary {
     pub failed: usize,
     /// Left for a later run (`stop_after`).
     pub remaining: usize,
+    /// The whole run, loading and hashing the model included.
     pub seconds: f64,
+    /// Videos (extracted, without audio or failed) per second of the extraction itself: decoding,
+    /// forwards and writing, as the progress bar shows it.
     pub videos_per_s: f64,
     pub dim: usize,
     pub segmenting: String,
@@ -198,8 +201,19 @@ pub fn run_extract(job: &ExtractJob, dev: &Device) -> Result<ExtractSummary> {
         job.window_seconds,
         job.dataset.fps,
     )?;
-    let counts = extract_videos(job, &model, plan, &todo, &mut writer, dev)?;
+    let extracting = Instant::now();
+    let counts = match extract_videos(job, &model, plan, &todo, &mut writer, dev) {
+        Ok(c) => c,
+        Err(e) => {
+            // Keep what was computed before the error (a forward or a write that failed).
+            if let Err(f) = writer.flush() {
+                tracing::warn!("writing the features extracted before the error: {f}");
+            }
+            return Err(e);
+        }
+    };
     let index = writer.finish()?;
+    let rate = todo.len() as f64 / extracting.elapsed().as_secs_f64().max(1e-9);
     let seconds = start.elapsed().as_secs_f64();
     let summary = ExtractSummary {
         out: job.out.clone(),
@@ -210,7 +224,7 @@ pub fn run_extract(job: &ExtractJob, dev: &Device) -> Result<ExtractSummary> {
         failed: counts.failed,
         remaining,
         seconds,
-        videos_per_s: todo.len() as f64 / seconds.max(1e-9),
+        videos_per_s: rate,
         dim,
         segmenting,
     };
