@@ -289,7 +289,7 @@ fn never_released_ccl_students_say_how_to_make_them() {
         for flag in needs {
             assert!(make.contains(flag), "{name}: {make} lacks {flag}");
         }
-        let card = avkd::models::zoo_report::show_text(&e).unwrap();
+        let card = avkd::models::zoo_report::show_text(e).unwrap();
         assert!(
             card.contains("make them"),
             "{name}: the card does not say how to make it"

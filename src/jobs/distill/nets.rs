@@ -21,7 +21,7 @@ pub enum StudentStart {
     /// A fresh student with PyTorch's default initialisation (the official runs).
     Scratch(R2Plus1dConfig),
     /// A model folder's weights (its classifier replaced when the class count differs).
-    Folder(ModelFolder),
+    Folder(Box<ModelFolder>),
 }
 
 impl StudentStart {
@@ -29,7 +29,7 @@ impl StudentStart {
     /// "depth": 18, "widths": [...], ...}`, `num_classes` optional) for a student from scratch.
     pub fn open(reference: &Path) -> Result<Self> {
         if reference.is_dir() {
-            return Ok(Self::Folder(ModelFolder::open(reference)?));
+            return Ok(Self::Folder(Box::new(ModelFolder::open(reference)?)));
         }
         let text = std::fs::read_to_string(reference).map_err(|e| {
             candle_core::Error::Msg(format!("--student {}: {e}", reference.display()))
