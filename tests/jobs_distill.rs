@@ -242,7 +242,14 @@ fn ccl_a_distils_a_student_above_chance() {
 fn ccl_i_distils_a_student_above_chance() {
     // A single frame tells nothing of these classes (motion directions), so the image teacher
     // only adds noise here: the student needs longer to learn past it.
-    let longer = ["--set", "epochs=20", "--set", "milestones=[16]", "--set", "eval_every=10"];
+    let longer = [
+        "--set",
+        "epochs=20",
+        "--set",
+        "milestones=[16]",
+        "--set",
+        "eval_every=10",
+    ];
     check_method("ccl-i", &["image_head"], &longer);
 }
 

@@ -6,7 +6,8 @@
 //! (so they are saved with the model) but are never trained: [`is_running_stat`] tells optimisers to
 //! leave them out. PyTorch's `num_batches_tracked` is not kept (dropped on import).
 
-use candle_core::{Result, Tensor, Var, D};
+use super::batch_norm_train::{batch_norm_train, batch_statistics};
+use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};
 
 #[derive(Debug, Clone)]
@@ -69,6 +70,11 @@ impl BatchNorm {
             )
         }
         let rank = dims.len();
+        if train {
+            if let Some(y) = self.fused_train(x)? {
+                return Ok(y);
+            }
+        }
         let (mean, var) = if train {
             // [B, C, rest] -> statistics over B and rest.
             let (b, c) = (dims[0], dims[1]);
@@ -96,6 +102,28 @@ impl BatchNorm {
         }
         x.broadcast_mul(&self.per_channel(&scale, rank)?)?
             .broadcast_add(&self.per_channel(&shift, rank)?)
+    }
+
+    /// Training mode through the fused CPU op ([`super::batch_norm_train`]), which keeps one
+    /// full-size tensor for backward instead of four; `None` where it does not apply (other
+    /// devices and dtypes, no affine parameters).
+    fn fused_train(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let fused =
+            matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64);
+        let (Some(w), Some(b)) = (&self.weight, &self.bias) else {
+            return Ok(None);
+        };
+        if !fused || w.dtype() != x.dtype() {
+            return Ok(None);
+        }
+        let n = x.elem_count() / self.num_features;
+        if n < 2 {
+            candle_core::bail!("batch norm in training mode needs more than one value per channel, got input of shape {:?}", x.dims())
+        }
+        let stats = batch_statistics(&x.detach())?;
+        self.update_running(&stats.get(0)?, &stats.get(1)?, n)?;
+        let affine = Tensor::stack(&[w, b], 0)?;
+        batch_norm_train(x, &affine, &stats, self.eps).map(Some)
     }
 
     /// running = (1 - momentum) running + momentum batch, with the unbiased batch variance.

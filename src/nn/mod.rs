@@ -6,6 +6,7 @@
 //! Imports only `util`; every layer above may use it.
 
 pub mod batch_norm;
+pub mod batch_norm_train;
 pub mod conv2d;
 pub mod conv3d;
 pub mod cpu_kernel;
