@@ -22,6 +22,10 @@ pub struct SynthArgs {
     pub size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Give each class's square its own colour, so one frame tells the class too (for image
+    /// teachers, which see one frame); by default only the motion does.
+    #[arg(long)]
+    pub class_colours: bool,
     /// Write each video as an .avi (MPEG-4 part 2 + MP3, as UCF101's) instead of a frame folder
     /// (needs avkd built with `--features ffmpeg`).
     #[arg(long)]
@@ -36,6 +40,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
         frames: args.frames,
         size: args.size,
         seed: args.seed,
+        class_colours: args.class_colours,
         ..Default::default()
     };
     let summary = avkd::data::synth_dataset::write_synth_dataset(&args.out, &cfg)?;

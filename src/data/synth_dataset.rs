@@ -53,6 +53,10 @@ pub struct SynthDatasetConfig {
     pub sample_rate: u32,
     pub jpeg_quality: u8,
     pub seed: u64,
+    /// Colour each class's square with its own hue, so that one frame tells the class too (the
+    /// motion still does): data on which an image teacher, which sees one frame, knows something.
+    #[serde(default)]
+    pub class_colours: bool,
 }
 
 impl Default for SynthDatasetConfig {
@@ -67,6 +71,7 @@ impl Default for SynthDatasetConfig {
             sample_rate: 16_000,
             jpeg_quality: 90,
             seed: 0,
+            class_colours: false,
         }
     }
 }
@@ -152,6 +157,20 @@ pub fn synth_class_name(class: usize, num_classes: usize) -> String {
         "Move{:03}",
         (360.0 * class as f64 / num_classes as f64).round() as usize
     )
+}
+
+/// A saturated colour of hue k/K for class k of K (RGB in [0, 1]).
+fn class_colour(class: usize, num_classes: usize) -> [f32; 3] {
+    let h = 6.0 * class as f32 / num_classes.max(1) as f32;
+    let x = 1.0 - ((h % 2.0) - 1.0).abs();
+    match h as usize {
+        0 => [1.0, x, 0.0],
+        1 => [x, 1.0, 0.0],
+        2 => [0.0, 1.0, x],
+        3 => [0.0, x, 1.0],
+        4 => [x, 0.0, 1.0],
+        _ => [1.0, 0.0, x],
+    }
 }
 
 /// How clips are grouped and which groups each fold tests on.
@@ -374,7 +393,10 @@ fn write_clip(
     let mut group_rng = root.derive(((clip.class as u64) << 32) | clip.group as u64);
     let mut rng = group_rng.derive(clip.index as u64 + 1);
     let s = cfg.size;
-    let scene = MovingSquare::random(clip.class, cfg.classes, s, cfg.frames, &mut group_rng);
+    let mut scene = MovingSquare::random(clip.class, cfg.classes, s, cfg.frames, &mut group_rng);
+    if cfg.class_colours {
+        scene.colour = class_colour(clip.class, cfg.classes);
+    }
     let background: Vec<f64> = (0..3).map(|_| 0.2 * group_rng.uniform_f64()).collect();
     let jitter = s as f64 / 8.0;
     let square = scene.shifted(

@@ -18,3 +18,4 @@ pub mod linear;
 pub mod predict;
 pub mod pretrain;
 pub mod quickstart;
+pub mod skipped;

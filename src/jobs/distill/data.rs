@@ -10,12 +10,12 @@ use crate::data::clip_dataset::ClipDataset;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::teacher_features::TeacherFeatures;
 use crate::data::transforms::ClipArray;
+use crate::jobs::skipped::TrainFailures;
 use crate::nn::rng::SeededRng;
 use crate::train::job::TrainData;
 use candle_core::{Device, Result, Tensor};
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// One micro-batch.
 #[derive(Debug, Clone)]
@@ -71,10 +71,6 @@ impl AudioTable {
         Tensor::from_vec(data, (indices.len(), self.dim), dev)
     }
 }
-
-/// The training videos that failed to load, by sample index, with why (shared with the loader's
-/// threads).
-pub type TrainFailures = Arc<Mutex<BTreeMap<usize, String>>>;
 
 /// The distillation batches of a training set.
 pub struct DistillBatches {

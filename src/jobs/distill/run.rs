@@ -11,13 +11,14 @@ use super::data::{AudioTable, DistillBatches};
 use super::job::{DistillEvalFn, Distillation};
 use super::nets::{image_teacher, DistillNets, StudentStart};
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
-use crate::data::loader::{BadSample, LoaderConfig, Skipped};
+use crate::data::loader::{BadSample, LoaderConfig};
 use crate::data::splits::Split;
 use crate::data::teacher_features::TeacherFeatures;
 use crate::eval::report::{EvalReport, FoldResult, SkippedVideos};
 use crate::jobs::clip_recipe::recipe_for_model;
 use crate::jobs::dataset_spec::DatasetSpec;
 use crate::jobs::evaluate::{evaluate_views, skipped_list, view_protocol, EvalOptions, EvalRun};
+use crate::jobs::skipped::{add_train_failures, present_videos};
 use crate::models::ccl::r2plus1d::R2Plus1d;
 use crate::models::config::{ModelConfig, PreprocessorConfig};
 use crate::models::folder::ModelFolder;
@@ -65,24 +66,7 @@ fn training_split(run: &DistillRun) -> Result<(Split, SkippedVideos)> {
             splits.len()
         )
     }
-    let split = splits.remove(0);
-    let root = run.dataset.video_root();
-    if !run.skip_bad {
-        split.require_videos(&root)?;
-    }
-    let (present, missing) = split.without_missing(&root);
-    let mut skipped = SkippedVideos::default();
-    for video in missing {
-        let line = format!("{}: missing", video.display());
-        if split.test.iter().any(|s| s.video == video) {
-            skipped.test += 1;
-            skipped.test_videos.push(line);
-        } else {
-            skipped.train += 1;
-            skipped.train_videos.push(line);
-        }
-    }
-    Ok((present, skipped))
+    present_videos(&splits.remove(0), &run.dataset.video_root(), run.skip_bad)
 }
 
 /// The student's preprocessing and clip recipe for `cfg` (16 consecutive frames, 112², Kinetics
@@ -257,7 +241,7 @@ pub fn run_distill(run: &DistillRun, dev: &Device) -> Result<DistillReport> {
     skipped
         .test_videos
         .extend(skipped_list(&last.skipped, test_data.samples()));
-    record_train_failures(&batches, &split, &mut skipped);
+    add_train_failures(&mut skipped, &batches.failures(), &split);
     let report = EvalReport::new(
         student_dir.display().to_string(),
         run.dataset.kind.name(),
@@ -304,17 +288,4 @@ fn engine_options(run: &DistillRun) -> Result<RunOptions> {
         progress: run.progress,
         ..Default::default()
     })
-}
-
-/// The training videos that failed to load (with `--skip-bad`).
-fn record_train_failures(batches: &DistillBatches, split: &Split, skipped: &mut SkippedVideos) {
-    let failures = batches.failures();
-    let failed = failures.lock().unwrap_or_else(|p| p.into_inner());
-    skipped.train += failed.len();
-    skipped.train_videos.extend(
-        failed
-            .iter()
-            .take(Skipped::KEPT)
-            .map(|(&i, e)| format!("{}: {e}", split.train[i].video.display())),
-    );
 }

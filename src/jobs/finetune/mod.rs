@@ -14,8 +14,9 @@ pub mod training;
 use super::clip_recipe::recipe_for_model;
 use super::dataset_spec::DatasetSpec;
 use super::evaluate::{evaluate_views, skipped_list, view_protocol, EvalOptions};
+use super::skipped::{add_train_failures, present_videos, TrainFailures};
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
-use crate::data::loader::{BadSample, Loader, LoaderConfig, Skipped};
+use crate::data::loader::{BadSample, Loader, LoaderConfig};
 use crate::data::splits::Split;
 use crate::data::transforms::mixup::Mixup;
 use crate::data::transforms::ClipArray;
@@ -32,9 +33,8 @@ use crate::nn::rng::SeededRng;
 use crate::train::plot::plot_metrics;
 use crate::train::train_state::recover_checkpoint;
 use candle_core::{DType, Device, Result, Tensor};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Everything `avkd finetune` needs.
 #[derive(Debug, Clone)]
@@ -130,10 +130,6 @@ pub fn run_finetune(job: &FinetuneJob, dev: &Device) -> Result<(EvalReport, Vec<
     Ok((report, runs))
 }
 
-/// The training videos that failed to load, by sample index, with why (shared with the loader's
-/// threads).
-type TrainFailures = Arc<Mutex<BTreeMap<usize, String>>>;
-
 /// The training batches of a fold through the parallel loader; failures are recorded.
 fn train_batches(
     job: &FinetuneJob,
@@ -187,36 +183,6 @@ fn train_batches(
     Ok((batches, failures))
 }
 
-/// The fold's split without the videos missing on disk (refused unless `--skip-bad`), and what was
-/// left out, as test and training counts.
-fn present_videos(job: &FinetuneJob, split: &Split) -> Result<(Split, SkippedVideos)> {
-    let video_root = job.dataset.video_root();
-    let (present, missing) = split.without_missing(&video_root);
-    let mut skipped = SkippedVideos::default();
-    if missing.is_empty() {
-        return Ok((present, skipped));
-    }
-    if !job.skip_bad {
-        split.require_videos(&video_root)?;
-    }
-    tracing::warn!(
-        count = missing.len(),
-        first = %missing[0].display(),
-        "listed videos missing on disk are left out (--skip-bad)"
-    );
-    for video in &missing {
-        let line = format!("{}: missing", video.display());
-        if split.test.iter().any(|s| &s.video == video) {
-            skipped.test += 1;
-            skipped.test_videos.push(line);
-        } else {
-            skipped.train += 1;
-            skipped.train_videos.push(line);
-        }
-    }
-    Ok((present, skipped))
-}
-
 fn run_fold(
     job: &FinetuneJob,
     folder: &ModelFolder,
@@ -231,7 +197,8 @@ fn run_fold(
         Some(n) => format!("fold{n}"),
         None => "list".to_string(),
     });
-    let (train_split, mut skipped) = present_videos(job, split)?;
+    let (train_split, mut skipped) =
+        present_videos(split, &job.dataset.video_root(), job.skip_bad)?;
     let num_classes = split.num_classes();
     let store = ParamStore::new(cfg.seed, DType::F32, dev);
     let model = FinetuneModel::from_model_folder(
@@ -329,14 +296,7 @@ fn run_fold(
     skipped
         .test_videos
         .extend(skipped_list(&last.skipped, test_data.samples()));
-    let failed = train_failures.lock().unwrap_or_else(|p| p.into_inner());
-    skipped.train += failed.len();
-    skipped.train_videos.extend(
-        failed
-            .iter()
-            .take(Skipped::KEPT)
-            .map(|(&i, e)| format!("{}: {e}", train_split.train[i].video.display())),
-    );
+    add_train_failures(&mut skipped, &train_failures, &train_split);
     Ok(FoldRun {
         fold,
         out_dir,
