@@ -194,6 +194,26 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<LoadedCheckpoint> 
     })
 }
 
+/// Puts a checkpoint folder's model tensors into `store` after checking that the names match
+/// exactly (an error names the first missing and unexpected ones).
+pub fn restore_store(store: &crate::nn::param_store::ParamStore, dir: &Path) -> Result<()> {
+    let tensors = read_model_tensors(dir, store.device())?;
+    let have: std::collections::BTreeSet<String> =
+        store.named_vars().into_iter().map(|(n, _)| n).collect();
+    let got: std::collections::BTreeSet<String> = tensors.keys().cloned().collect();
+    let missing: Vec<_> = have.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&have).take(5).collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        return Err(msg(
+            dir,
+            format!(
+                "the checkpoint does not fit the model (missing {missing:?}, unexpected {extra:?})"
+            ),
+        ));
+    }
+    store.insert_tensors(tensors).map_err(|e| msg(dir, e))
+}
+
 /// The model tensors of a checkpoint folder.
 pub fn read_model_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     load_safetensors(&dir.join(MODEL_FILE), device)

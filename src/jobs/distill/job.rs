@@ -24,9 +24,9 @@ use crate::nn::rng::SeededRng;
 use crate::objectives::ccl::{CclLosses, Teacher};
 use crate::train::job::{EvalOutcome, Gradients, Job, StepContext, StepOutput};
 use crate::train::resume_check::check_same_settings;
-use crate::train::train_state::{read_model_tensors, TrainerState, MODEL_FILE};
+use crate::train::train_state::{restore_store, TrainerState, MODEL_FILE};
 use candle_core::{bail, DType, Result, Tensor, Var, D};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The evaluation callback: the student and the number (from 1) of the epoch just finished.
@@ -210,22 +210,6 @@ fn write_folder(
         initialised: Vec::new(),
     };
     write_folder_descriptions(dir, cfg, pre, &card)
-}
-
-/// Puts a checkpoint folder's weights into `store` after checking the names match exactly.
-fn restore_store(store: &ParamStore, dir: &Path) -> Result<()> {
-    let tensors: HashMap<String, Tensor> = read_model_tensors(dir, store.device())?;
-    let have: BTreeSet<String> = store.named_vars().into_iter().map(|(n, _)| n).collect();
-    let got: BTreeSet<String> = tensors.keys().cloned().collect();
-    if have != got {
-        let missing: Vec<_> = have.difference(&got).take(5).collect();
-        let extra: Vec<_> = got.difference(&have).take(5).collect();
-        bail!(
-            "{}: the checkpoint does not fit the model (missing {missing:?}, unexpected {extra:?})",
-            dir.display()
-        )
-    }
-    store.insert_tensors(tensors)
 }
 
 impl Job for Distillation<'_> {

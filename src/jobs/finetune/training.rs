@@ -20,9 +20,9 @@ use crate::train::engine::{Engine, LoopSettings, RunSummary};
 pub use crate::train::job::{EvalOutcome, TrainData};
 use crate::train::job::{Gradients, Job, StepContext, StepOutput};
 use crate::train::optimizer::OptimizerSlot;
-use crate::train::train_state::{read_model_tensors, TrainerState, MODEL_FILE};
+use crate::train::train_state::{restore_store, TrainerState, MODEL_FILE};
 use candle_core::{bail, DType, Result, Tensor, Var, D};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One training batch: clips [B, 3, T, H, W] and their labels.
@@ -181,26 +181,8 @@ impl Job for Finetuning<'_> {
     }
 
     fn restore(&mut self, dir: &Path) -> Result<()> {
-        let tensors = read_model_tensors(dir, self.store.device())?;
-        restore_weights(self.store, tensors, dir)
+        restore_store(self.store, dir)
     }
-}
-
-/// Puts checkpoint weights into the store after checking that the names match exactly.
-fn restore_weights(store: &ParamStore, tensors: HashMap<String, Tensor>, dir: &Path) -> Result<()> {
-    let have: BTreeSet<String> = store.named_vars().into_iter().map(|(n, _)| n).collect();
-    let got: BTreeSet<String> = tensors.keys().cloned().collect();
-    let missing: Vec<_> = have.difference(&got).take(5).collect();
-    let extra: Vec<_> = got.difference(&have).take(5).collect();
-    if !missing.is_empty() || !extra.is_empty() {
-        bail!(
-            "{}: the checkpoint does not fit the model (missing {missing:?}, unexpected {extra:?})",
-            dir.display()
-        )
-    }
-    store
-        .insert_tensors(tensors)
-        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.display())))
 }
 
 /// Trains `model` (built in `store`) on `data` as `cfg` says, evaluating with `eval`; see the module
