@@ -1,9 +1,12 @@
 //! The videos a job leaves out, for its report: those missing on disk (refused unless
 //! `--skip-bad`) and those that failed to load while training.
 
-use crate::data::loader::Skipped;
+use crate::data::clip_dataset::ClipDataset;
+use crate::data::loader::{Loader, LoaderConfig, Skipped};
 use crate::data::splits::Split;
+use crate::data::transforms::ClipArray;
 use crate::eval::report::SkippedVideos;
+use crate::nn::rng::SeededRng;
 use candle_core::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,4 +59,26 @@ pub fn add_train_failures(skipped: &mut SkippedVideos, failures: &TrainFailures,
             .take(Skipped::KEPT)
             .map(|(&i, e)| format!("{}: {e}", split.train[i].video.display())),
     );
+}
+
+/// A loader of random training clips of `data`, and the record of the videos that fail to load
+/// (with `BadSample::Skip` they leave their batch; the record says which and why).
+pub fn train_clip_loader(
+    data: ClipDataset,
+    cfg: LoaderConfig,
+) -> (Loader<(ClipArray, usize)>, TrainFailures) {
+    let data = Arc::new(data);
+    let failures: TrainFailures = Arc::default();
+    let record = failures.clone();
+    let loader = Loader::new(
+        data.len(),
+        cfg,
+        Arc::new(move |i, rng: &mut SeededRng| {
+            data.train_clip(i, rng).inspect_err(|e| {
+                let mut failed = record.lock().unwrap_or_else(|p| p.into_inner());
+                failed.insert(i, e.to_string());
+            })
+        }),
+    );
+    (loader, failures)
 }

@@ -10,12 +10,9 @@ use crate::data::clip_dataset::ClipDataset;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::teacher_features::TeacherFeatures;
 use crate::data::transforms::ClipArray;
-use crate::jobs::skipped::TrainFailures;
-use crate::nn::rng::SeededRng;
+use crate::jobs::skipped::{train_clip_loader, TrainFailures};
 use crate::train::job::TrainData;
 use candle_core::{Device, Result, Tensor};
-use std::path::Path;
-use std::sync::Arc;
 
 /// One micro-batch.
 #[derive(Debug, Clone)]
@@ -35,20 +32,13 @@ pub struct AudioTable {
 }
 
 impl AudioTable {
-    /// Looks every sample up in `features`; logs how many have none.
+    /// Looks every sample's video up in `features`; logs how many have none.
     pub fn new(features: &TeacherFeatures, data: &ClipDataset) -> Self {
-        Self::from_lookup(features.dim(), data, |video| {
-            features.get(video).map(<[f32]>::to_vec)
-        })
-    }
-
-    /// Looks every sample's video up with `lookup` (`dim`-d features); logs how many have none.
-    pub fn from_lookup(
-        dim: usize,
-        data: &ClipDataset,
-        lookup: impl Fn(&Path) -> Option<Vec<f32>>,
-    ) -> Self {
-        let rows: Vec<Option<Vec<f32>>> = data.samples().iter().map(|s| lookup(&s.video)).collect();
+        let rows: Vec<Option<Vec<f32>>> = data
+            .samples()
+            .iter()
+            .map(|s| features.get(&s.video).map(<[f32]>::to_vec))
+            .collect();
         let missing = rows.iter().filter(|r| r.is_none()).count();
         if missing > 0 {
             tracing::warn!(
@@ -57,7 +47,10 @@ impl AudioTable {
                 "training videos without an audio-teacher feature train with a zero vector (no audio), as the official loader"
             );
         }
-        Self { dim, rows }
+        Self {
+            dim: features.dim(),
+            rows,
+        }
     }
 
     /// The features of `indices` as [B, D], zero rows for missing ones.
@@ -87,19 +80,7 @@ impl DistillBatches {
         cfg: LoaderConfig,
         device: Device,
     ) -> Self {
-        let data = Arc::new(data);
-        let failures: TrainFailures = Arc::default();
-        let record = failures.clone();
-        let loader = Loader::new(
-            data.len(),
-            cfg,
-            Arc::new(move |i, rng: &mut SeededRng| {
-                data.train_clip(i, rng).inspect_err(|e| {
-                    let mut failed = record.lock().unwrap_or_else(|p| p.into_inner());
-                    failed.insert(i, e.to_string());
-                })
-            }),
-        );
+        let (loader, failures) = train_clip_loader(data, cfg);
         Self {
             loader,
             audio,

@@ -14,7 +14,7 @@ pub mod training;
 use super::clip_recipe::recipe_for_model;
 use super::dataset_spec::DatasetSpec;
 use super::evaluate::{evaluate_views, skipped_list, view_protocol, EvalOptions};
-use super::skipped::{add_train_failures, present_videos, TrainFailures};
+use super::skipped::{add_train_failures, present_videos, train_clip_loader, TrainFailures};
 use crate::data::clip_dataset::{ClipDataset, ClipRecipe};
 use crate::data::loader::{BadSample, Loader, LoaderConfig};
 use crate::data::splits::Split;
@@ -34,7 +34,6 @@ use crate::train::plot::plot_metrics;
 use crate::train::train_state::recover_checkpoint;
 use candle_core::{DType, Device, Result, Tensor};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Everything `avkd finetune` needs.
 #[derive(Debug, Clone)]
@@ -138,15 +137,13 @@ fn train_batches(
     dev: &Device,
 ) -> Result<(LoaderBatches, TrainFailures)> {
     let cfg = &job.config;
-    let data = Arc::new(ClipDataset::new(
+    let data = ClipDataset::new(
         &job.dataset.video_root(),
         train.train.clone(),
         recipe.clone(),
-    ));
-    let failures: TrainFailures = Arc::default();
-    let record = failures.clone();
-    let loader = Loader::new(
-        data.len(),
+    );
+    let (loader, failures) = train_clip_loader(
+        data,
         LoaderConfig {
             batch_size: cfg.batch_size,
             workers: job.workers,
@@ -156,12 +153,6 @@ fn train_batches(
             seed: cfg.seed,
             bad_sample: BadSample::skip_if(job.skip_bad),
         },
-        Arc::new(move |i, rng: &mut SeededRng| {
-            data.train_clip(i, rng).inspect_err(|e| {
-                let mut failed = record.lock().unwrap_or_else(|p| p.into_inner());
-                failed.insert(i, e.to_string());
-            })
-        }),
     );
     if loader.num_batches() == 0 {
         candle_core::bail!(
