@@ -32,6 +32,23 @@ pub fn write_safetensors(
     write_streaming(path, pending, &with_format_metadata(metadata))
 }
 
+/// Writes `(name, tensor)` pairs in their order, each in its own dtype, with exactly `metadata`
+/// (official-name exports, which carry no avkd entries), atomically.
+pub fn write_tensor_list(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let pending = tensors
+        .into_iter()
+        .map(|(n, t)| {
+            let dtype = t.dtype();
+            PendingTensor::from_tensor(n, t, dtype)
+        })
+        .collect();
+    write_streaming(path, pending, metadata)
+}
+
 /// `metadata` plus the entries every avkd safetensors file carries.
 pub fn with_format_metadata(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut meta = metadata.clone();

@@ -5,8 +5,8 @@
 //! `num_batches_tracked` counters PyTorch saves, so `load_state_dict(strict=True)` accepts them.
 
 use super::job::Distillation;
+use crate::checkpoint::export::write_tensor_list;
 use crate::checkpoint::keymap::avkd_to_official;
-use crate::checkpoint::safetensors_writer::{write_streaming, PendingTensor};
 use crate::models::config::{CompositionConfig, ModelConfig};
 use crate::nn::param_store::ParamStore;
 use candle_core::{Result, Tensor};
@@ -25,14 +25,7 @@ fn write(
     meta: &BTreeMap<String, String>,
 ) -> Result<()> {
     let sorted: BTreeMap<String, Tensor> = store.tensors()?.into_iter().collect();
-    let pending = avkd_to_official(cfg, sorted)?
-        .into_iter()
-        .map(|(n, t)| {
-            let dtype = t.dtype();
-            PendingTensor::from_tensor(n, t, dtype)
-        })
-        .collect();
-    write_streaming(path, pending, meta)
+    write_tensor_list(path, avkd_to_official(cfg, sorted)?, meta)
 }
 
 /// Writes the three files into `dir` for a run `epochs` epochs in; returns `dir`.

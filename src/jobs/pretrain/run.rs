@@ -5,9 +5,8 @@
 use super::dataset::AvDatasetBatches;
 use super::job::net_tensors;
 use super::{pretrain, NetSize, PretrainConfig, Probe};
-use crate::checkpoint::export::write_model_folder;
+use crate::checkpoint::export::{write_model_folder, write_tensor_list};
 use crate::checkpoint::keymap::avkd_to_official;
-use crate::checkpoint::safetensors_writer::{write_streaming, PendingTensor};
 use crate::data::loader::{BadSample, LoaderConfig};
 use crate::data::mel::{LogMel, LogMelConfig};
 use crate::jobs::dataset_spec::DatasetSpec;
@@ -284,13 +283,6 @@ fn backbone_tensors(
 }
 
 fn write_official(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> {
-    let pending = tensors
-        .into_iter()
-        .map(|(n, t)| {
-            let dtype = t.dtype();
-            PendingTensor::from_tensor(n, t, dtype)
-        })
-        .collect();
     let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
-    write_streaming(path, pending, &meta)
+    write_tensor_list(path, tensors, &meta)
 }
