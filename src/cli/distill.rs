@@ -1,6 +1,6 @@
 //! `avkd distill`: CCL-A, CCL-I or CCL-AI distillation of an R(2+1)D student on a labelled dataset.
 
-use crate::cli::jobs::{apply_sets, DatasetArgs, RunArgs};
+use crate::cli::jobs::{with_sets, DatasetArgs, RunArgs};
 use anyhow::{Context, Result};
 use avkd::hub::resolve::resolve_model;
 use avkd::jobs::distill::run::{run_distill, DistillRun};
@@ -53,12 +53,7 @@ pub struct DistillArgs {
 
 /// The settings: the official recipe, then --set.
 fn settings(sets: &[String]) -> Result<DistillConfig> {
-    let mut table = toml::Table::try_from(DistillConfig::default())?;
-    apply_sets(&mut table, sets)?;
-    let cfg: DistillConfig = toml::to_string(&table)
-        .map_err(anyhow::Error::from)
-        .and_then(|t| toml::from_str(&t).map_err(anyhow::Error::from))
-        .context("distillation settings")?;
+    let cfg: DistillConfig = with_sets(&DistillConfig::default(), sets, "distillation settings")?;
     cfg.validate()?;
     Ok(cfg)
 }

@@ -249,6 +249,20 @@ pub fn apply_sets(table: &mut toml::Table, sets: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `base` with `--set KEY=VALUE` overrides applied (`what` names the settings in errors).
+pub fn with_sets<T: serde::Serialize + serde::de::DeserializeOwned>(
+    base: &T,
+    sets: &[String],
+    what: &str,
+) -> Result<T> {
+    let mut table = toml::Table::try_from(base)?;
+    apply_sets(&mut table, sets)?;
+    toml::to_string(&table)
+        .map_err(anyhow::Error::from)
+        .and_then(|t| toml::from_str(&t).map_err(anyhow::Error::from))
+        .with_context(|| what.to_string())
+}
+
 /// The fine-tuning settings: --config or the preset the model and dataset imply, then --set.
 fn finetune_config(args: &FinetuneArgs, folder: &ModelFolder) -> Result<FinetuneConfig> {
     let mut table: toml::Table = match &args.config {

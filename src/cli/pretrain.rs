@@ -1,7 +1,7 @@
 //! `avkd pretrain`: XKD / XKD-MAS / XKD-MATS pre-training on a dataset, or (`--replay`) the replay
 //! of recorded official steps with a tensor-by-tensor comparison.
 
-use crate::cli::jobs::apply_sets;
+use crate::cli::jobs::with_sets;
 use anyhow::{bail, Context, Result};
 use avkd::checkpoint::safetensors_writer::{write_streaming, PendingTensor};
 use avkd::data::splits::Fold;
@@ -92,12 +92,11 @@ fn variant(method: &str) -> Result<XkdVariant> {
 
 /// The official settings of the method, then --set.
 fn settings(variant: XkdVariant, sets: &[String]) -> Result<PretrainConfig> {
-    let mut table = toml::Table::try_from(PretrainConfig::official(variant))?;
-    apply_sets(&mut table, sets)?;
-    let cfg: PretrainConfig = toml::to_string(&table)
-        .map_err(anyhow::Error::from)
-        .and_then(|t| toml::from_str(&t).map_err(anyhow::Error::from))
-        .context("pre-training settings")?;
+    let cfg: PretrainConfig = with_sets(
+        &PretrainConfig::official(variant),
+        sets,
+        "pre-training settings",
+    )?;
     cfg.validate()?;
     Ok(cfg)
 }
