@@ -7,6 +7,7 @@ pub mod encoder;
 pub mod head;
 pub mod mae;
 pub mod net;
+pub mod net_config;
 pub mod refine;
 pub mod video;
 
